@@ -1,0 +1,88 @@
+import { bucket, percentageToThousandths } from './bucketing.js';
+import { DEFAULT_STICKINESS } from './snapshot.js';
+import type { EvaluationContext, FlagConfig, FlagSnapshot } from './snapshot.js';
+
+/** Why a value was chosen; the names are OpenFeature's. */
+export type Reason = 'DISABLED' | 'SPLIT' | 'DEFAULT' | 'ERROR';
+
+/** OpenFeature error codes that evaluation can produce. */
+export type ErrorCode = 'FLAG_NOT_FOUND' | 'TARGETING_KEY_MISSING' | 'PARSE_ERROR' | 'GENERAL';
+
+/** The outcome of one evaluation. `bucket` is present whenever the unit was bucketed. */
+export interface Evaluation {
+  readonly value: boolean;
+  readonly reason: Reason;
+  readonly errorCode?: ErrorCode;
+  readonly bucket?: number;
+}
+
+/**
+ * The unit id a context gives for a stickiness attribute, or undefined when there is none.
+ * Non-empty strings and finite numbers count; anything else is missing.
+ */
+export function unitIdOf(context: EvaluationContext | undefined, stickiness: string): string | undefined {
+  if (typeof context === 'string') {
+    return stickiness === DEFAULT_STICKINESS && context !== '' ? context : undefined;
+  }
+  // JavaScript callers can pass null or a number where the types say otherwise.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
+  if (context === null || typeof context !== 'object') return undefined;
+  const value: unknown = Object.hasOwn(context, stickiness) ? context[stickiness] : undefined;
+  if (typeof value === 'string') return value === '' ? undefined : value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return undefined;
+}
+
+/** Own-property lookup, so `constructor` or `__proto__` never resolve to Object's members. */
+export function flagOf(snapshot: FlagSnapshot | undefined, flagKey: string): FlagConfig | undefined {
+  if (snapshot === undefined) return undefined;
+  return Object.hasOwn(snapshot.flags, flagKey) ? snapshot.flags[flagKey] : undefined;
+}
+
+/**
+ * Evaluates one flag config for a context. Never throws: a malformed config or context
+ * resolves to `defaultValue` with reason ERROR or DEFAULT.
+ *
+ * @example
+ * evaluateFlag('new-checkout', { enabled: true, percentage: 25 }, 'user-42');
+ * // { value: true, reason: 'SPLIT', bucket: 4211 }
+ */
+export function evaluateFlag(
+  flagKey: string,
+  flag: FlagConfig | undefined,
+  context: EvaluationContext | undefined,
+  defaultValue = false,
+): Evaluation {
+  if (flag === undefined) return { value: defaultValue, reason: 'DEFAULT', errorCode: 'FLAG_NOT_FOUND' };
+  try {
+    if (!flag.enabled) return { value: false, reason: 'DISABLED' };
+    const unitId = unitIdOf(context, flag.stickiness ?? DEFAULT_STICKINESS);
+    const threshold = percentageToThousandths(flag.percentage);
+    if (!(threshold >= 0 && threshold <= 100_000)) {
+      return { value: defaultValue, reason: 'ERROR', errorCode: 'PARSE_ERROR' };
+    }
+    if (unitId === undefined) {
+      if (threshold === 0) return { value: false, reason: 'SPLIT' };
+      return { value: defaultValue, reason: 'DEFAULT', errorCode: 'TARGETING_KEY_MISSING' };
+    }
+    const b = bucket(flag.groupId ?? flagKey, unitId);
+    return { value: b < threshold, reason: 'SPLIT', bucket: b };
+  } catch {
+    return { value: defaultValue, reason: 'ERROR', errorCode: 'GENERAL' };
+  }
+}
+
+/**
+ * Evaluates `flagKey` from a snapshot. Never throws.
+ *
+ * @example
+ * evaluate(snapshot, 'async-reports', { userId: 'u-1' }).value;
+ */
+export function evaluate(
+  snapshot: FlagSnapshot | undefined,
+  flagKey: string,
+  context: EvaluationContext | undefined,
+  defaultValue = false,
+): Evaluation {
+  return evaluateFlag(flagKey, flagOf(snapshot, flagKey), context, defaultValue);
+}

@@ -1,0 +1,7 @@
+export { bucket, hashUnit, isValidPercentage, percentageToThousandths, BUCKET_COUNT } from './bucketing.js';
+export { evaluate, evaluateFlag, flagOf, unitIdOf } from './evaluate.js';
+export type { Evaluation, ErrorCode, Reason } from './evaluate.js';
+export { createClient, RampartClient } from './client.js';
+export type { ChangeEvent, ClientOptions, ClientStatus } from './client.js';
+export { DEFAULT_STICKINESS } from './snapshot.js';
+export type { EvaluationContext, FlagConfig, FlagSnapshot } from './snapshot.js';
