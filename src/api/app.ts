@@ -1,0 +1,135 @@
+import { SpanStatusCode } from '@opentelemetry/api';
+import type { Span } from '@opentelemetry/api';
+import { fastify } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from '../prometheus.js';
+import type { FlagStore } from '../store/flag-store.js';
+import { tracer } from '../telemetry.js';
+import { TokenAuthenticator } from './auth.js';
+import type { TokenEntry } from './auth.js';
+import { loadOpenApi } from './openapi.js';
+import { errorHandler, problemOf } from './problem.js';
+import { flagRoutes } from './routes/flags.js';
+import { healthRoutes } from './routes/health.js';
+import { ofrepRoutes } from './routes/ofrep.js';
+import { sdkRoutes } from './routes/sdk.js';
+import { registerFlagGauges } from './server-metrics.js';
+import type { StreamOptions } from './routes/sdk.js';
+import type { SnapshotCache } from './snapshot-cache.js';
+import { zodValidatorCompiler } from './validation.js';
+import { RampartError } from '../core/errors.js';
+
+/** Everything the HTTP app needs; the composition root builds these. */
+export interface AppDeps {
+  readonly store: FlagStore;
+  readonly cache: SnapshotCache;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly adminTokens: readonly TokenEntry[];
+  readonly sdkTokens: readonly TokenEntry[];
+  readonly corsOrigins?: readonly string[];
+  readonly stream?: StreamOptions;
+  /** Extra route plugins (rollouts, outcomes) registered after the core ones. */
+  readonly plugins?: readonly ((app: FastifyInstance) => Promise<void>)[];
+}
+
+/** Request bodies are limited to 1 MiB; larger ones get 413. */
+export const BODY_LIMIT = 1024 * 1024;
+
+const BROWSER_PREFIXES = ['/sdk/', '/ofrep/'];
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    span?: Span;
+    startedAt?: bigint;
+  }
+}
+
+function cors(origins: readonly string[]) {
+  const allowed = new Set(origins);
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const origin = request.headers.origin;
+    if (origin === undefined || !BROWSER_PREFIXES.some((p) => request.url.startsWith(p))) return;
+    if (!allowed.has(origin) && !allowed.has('*')) return;
+    void reply
+      .header('access-control-allow-origin', origin)
+      .header('vary', 'Origin')
+      .header('access-control-expose-headers', 'ETag, Retry-After');
+    if (request.method === 'OPTIONS') {
+      await reply
+        .code(204)
+        .header('access-control-allow-methods', 'GET, POST, OPTIONS')
+        .header('access-control-allow-headers', 'Authorization, Content-Type, If-None-Match, Last-Event-ID')
+        .header('access-control-max-age', '600')
+        .send();
+    }
+  };
+}
+
+/**
+ * Builds the Rampart HTTP app from its dependencies; only `main` listens.
+ *
+ * @example
+ * const app = await buildApp(deps);
+ * const res = await app.inject({ method: 'GET', url: '/flags' });
+ */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = fastify({
+    loggerInstance: deps.logger.child({ component: 'api' }) as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  app.setValidatorCompiler(zodValidatorCompiler);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .type('application/problem+json')
+      .send(problemOf(new RampartError('not-found', `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`), request.url)),
+  );
+
+  const requests = deps.registry.counter('rampart_http_requests_total', 'HTTP requests by method, route and status.');
+  const durations = deps.registry.histogram('rampart_http_request_duration_seconds', 'HTTP request durations by route.', [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
+
+  app.addHook('onRequest', async (request) => {
+    request.startedAt = process.hrtime.bigint();
+    request.span = tracer().startSpan(`${request.method} ${request.routeOptions.url ?? 'unmatched'}`, {
+      attributes: { 'http.request.method': request.method, 'http.route': request.routeOptions.url ?? '' },
+    });
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const labels = { method: request.method, route, status: String(reply.statusCode) };
+    requests.inc(labels);
+    if (request.startedAt !== undefined) {
+      durations.observe({ method: request.method, route }, Number(process.hrtime.bigint() - request.startedAt) / 1e9);
+    }
+    request.span?.setAttribute('http.response.status_code', reply.statusCode);
+    if (reply.statusCode >= 500) request.span?.setStatus({ code: SpanStatusCode.ERROR });
+    request.span?.end();
+  });
+
+  const auth = new TokenAuthenticator({ adminTokens: deps.adminTokens, sdkTokens: deps.sdkTokens });
+  app.addHook('onRequest', cors(deps.corsOrigins ?? []));
+  app.addHook('onRequest', auth.hook);
+  for (const prefix of ['/sdk/*', '/ofrep/*']) {
+    // Preflights are answered by the CORS hook; this route only exists so they are not 404s.
+    app.options(prefix, { config: { access: 'public' } }, async (_request, reply) => reply.code(204).send());
+  }
+
+  const openapi = loadOpenApi();
+  app.get('/openapi.json', { config: { access: 'public' } }, async () => openapi);
+
+  await app.register(healthRoutes(deps.store, deps.cache, deps.registry));
+  await app.register(flagRoutes(deps.store));
+  registerFlagGauges(deps.registry, deps.cache);
+  const subscribers = deps.registry.gauge('rampart_stream_subscribers', 'Open SDK event streams.');
+  subscribers.set({}, 0);
+  await app.register(sdkRoutes(deps.cache, { ...deps.stream, subscribers }));
+  await app.register(ofrepRoutes(deps.cache));
+  for (const plugin of deps.plugins ?? []) await app.register(plugin);
+  return app;
+}

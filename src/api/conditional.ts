@@ -1,0 +1,43 @@
+import type { FastifyRequest } from 'fastify';
+import { RampartError } from '../core/errors.js';
+
+/** A strong ETag for a number: `"12"`. */
+export const etag = (n: number): string => `"${n}"`;
+
+/** The version an If-Match header names, `'*'`, or undefined when absent. */
+export function ifMatch(request: FastifyRequest): number | '*' | undefined {
+  return parseTag(request.headers['if-match'], 'If-Match');
+}
+
+/** Whether If-None-Match is `*` (create only); other values are refused on writes. */
+export function ifNoneMatchAny(request: FastifyRequest): boolean {
+  const value = request.headers['if-none-match'];
+  if (value === undefined) return false;
+  if (value.trim() === '*') return true;
+  throw new RampartError('validation', 'If-None-Match on a write must be "*" (create only)', {
+    errors: [{ path: 'headers.if-none-match', message: 'expected "*"' }],
+  });
+}
+
+/** Whether an If-None-Match header matches the tag `current` (for 304s). */
+export function notModified(request: FastifyRequest, current: string): boolean {
+  const value = request.headers['if-none-match'];
+  if (value === undefined) return false;
+  return value.split(',').some((tag) => {
+    const t = tag.trim().replace(/^W\//, '');
+    return t === '*' || t === current;
+  });
+}
+
+function parseTag(value: string | undefined, header: string): number | '*' | undefined {
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  if (trimmed === '*') return '*';
+  const match = /^(?:W\/)?"?(\d{1,15})"?$/.exec(trimmed);
+  if (match?.[1] === undefined) {
+    throw new RampartError('validation', `${header} must be a flag version such as "3" (as sent in ETag)`, {
+      errors: [{ path: `headers.${header.toLowerCase()}`, message: 'expected a quoted version number' }],
+    });
+  }
+  return Number(match[1]);
+}

@@ -1,0 +1,104 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+const list = z
+  .string()
+  .optional()
+  .transform((value) => (value ?? '').split(',').map((t) => t.trim()).filter((t) => t !== ''));
+
+/** A bearer token and the name history records for its writes. */
+export interface Token {
+  readonly name: string;
+  readonly secret: string;
+}
+
+// `name:secret` names a token; a bare secret is named by its role and position (admin-1, sdk-2),
+// so the secret itself never lands in history or logs.
+function tokens(role: string) {
+  return list.transform((entries): Token[] =>
+    entries.map((entry, i) => {
+      const match = /^([A-Za-z0-9._-]{1,64}):(.+)$/.exec(entry);
+      return match?.[1] !== undefined && match[2] !== undefined
+        ? { name: match[1], secret: match[2] }
+        : { name: `${role}-${i + 1}`, secret: entry };
+    }),
+  );
+}
+
+const level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+const schema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  REDIS_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v === '' ? undefined : v))
+    .refine((v) => v === undefined || /^rediss?:\/\//.test(v) || v.startsWith('/'), 'must be a redis:// or rediss:// URL'),
+  RAMPART_DATA_DIR: z.string().min(1).default('./.rampart'),
+  RAMPART_REDIS_PREFIX: z.string().min(1).default('rampart:'),
+  RAMPART_ADMIN_TOKENS: tokens('admin'),
+  RAMPART_SDK_TOKENS: tokens('sdk'),
+  RAMPART_CORS_ORIGINS: list,
+  RAMPART_GUARD: z.enum(['on', 'off']).default('on'),
+  LOG_LEVEL: level.default('info'),
+});
+
+/** Server configuration, parsed once from the environment and frozen. */
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly redisUrl: string | undefined;
+  readonly dataDir: string;
+  readonly redisPrefix: string;
+  readonly adminTokens: readonly Token[];
+  readonly sdkTokens: readonly Token[];
+  readonly corsOrigins: readonly string[];
+  readonly guard: boolean;
+  readonly logLevel: z.infer<typeof level>;
+}
+
+/** Thrown with every bad variable named, so a wrong value fails at start with a clear message. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Whether a HOST binds only to this machine. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+/**
+ * Parses the environment once.
+ *
+ * @example
+ * const config = loadConfig(process.env);
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const config: Config = {
+    port: e.PORT,
+    host: e.HOST,
+    redisUrl: e.REDIS_URL,
+    dataDir: e.RAMPART_DATA_DIR,
+    redisPrefix: e.RAMPART_REDIS_PREFIX,
+    adminTokens: e.RAMPART_ADMIN_TOKENS,
+    sdkTokens: e.RAMPART_SDK_TOKENS,
+    corsOrigins: e.RAMPART_CORS_ORIGINS,
+    guard: e.RAMPART_GUARD === 'on',
+    logLevel: e.LOG_LEVEL,
+  };
+  if (config.adminTokens.length === 0 && !isLoopbackHost(config.host)) {
+    throw new ConfigError(
+      `refusing to start: HOST=${config.host} is reachable from other machines and RAMPART_ADMIN_TOKENS is empty; set admin tokens or bind to 127.0.0.1`,
+    );
+  }
+  return Object.freeze(config);
+}
