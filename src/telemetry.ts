@@ -1,4 +1,4 @@
-import { trace } from '@opentelemetry/api';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Span, Tracer } from '@opentelemetry/api';
 import { pino } from 'pino';
 import type { DestinationStream, Logger, LevelWithSilent } from 'pino';
@@ -48,7 +48,7 @@ export async function withSpan<T>(name: string, fn: (span: Span) => Promise<T>, 
       return await fn(span);
     } catch (error) {
       span.recordException(error instanceof Error ? error : new Error(String(error)));
-      span.setStatus({ code: 2 });
+      span.setStatus({ code: SpanStatusCode.ERROR });
       throw error;
     } finally {
       span.end();

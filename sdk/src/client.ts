@@ -1,5 +1,5 @@
-import { bucket, percentageToThousandths } from './bucketing.js';
-import { evaluate, unitIdOf } from './evaluate.js';
+import { bucket } from './bucketing.js';
+import { evaluate, thresholdOf, unitIdOf } from './evaluate.js';
 import type { Evaluation } from './evaluate.js';
 import { DEFAULT_STICKINESS } from './snapshot.js';
 import type { EvaluationContext, FlagConfig, FlagSnapshot } from './snapshot.js';
@@ -39,9 +39,12 @@ interface CompiledFlag {
 function compile(snapshot: FlagSnapshot): Map<string, CompiledFlag> {
   const compiled = new Map<string, CompiledFlag>();
   for (const [key, flag] of Object.entries(snapshot.flags)) {
-    const threshold = percentageToThousandths(flag.percentage);
-    // A malformed flag is left out, so isEnabled gives the default exactly as evaluate does.
-    if (!(threshold >= 0 && threshold <= 100_000)) continue;
+    // Same outcomes as evaluate(): a switched-off flag is off whatever else is wrong with it;
+    // a malformed one is left out, so isEnabled gives the default.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
+    if (flag === null || typeof flag !== 'object') continue;
+    const threshold = flag.enabled ? thresholdOf(flag) : 0;
+    if (threshold === undefined) continue;
     compiled.set(key, {
       enabled: flag.enabled,
       threshold,
@@ -122,7 +125,7 @@ export class RampartClient {
    * The value with its reason, error code and bucket.
    *
    * @example
-   * client.evaluate('new-analyzer', 'user-42'); // { value: true, reason: 'SPLIT', bucket: 1234 }
+   * client.evaluate('new-analyzer', 'user-42'); // { value, reason: 'SPLIT', bucket } (bucket in 0..99999)
    */
   evaluate(flagKey: string, userIdOrContext: EvaluationContext, defaultValue = false): Evaluation {
     return evaluate(this.#snapshot, flagKey, userIdOrContext, defaultValue);

@@ -1,4 +1,4 @@
-import { bucket, percentageToThousandths } from './bucketing.js';
+import { bucket, isValidPercentage, percentageToThousandths } from './bucketing.js';
 import { DEFAULT_STICKINESS } from './snapshot.js';
 import type { EvaluationContext, FlagConfig, FlagSnapshot } from './snapshot.js';
 
@@ -35,8 +35,18 @@ export function unitIdOf(context: EvaluationContext | undefined, stickiness: str
 
 /** Own-property lookup, so `constructor` or `__proto__` never resolve to Object's members. */
 export function flagOf(snapshot: FlagSnapshot | undefined, flagKey: string): FlagConfig | undefined {
-  if (snapshot === undefined) return undefined;
+  // JavaScript callers can hand over a snapshot without `flags`; that is "not found", not a throw.
+   
+  if (snapshot?.flags == null || typeof flagKey !== 'string') return undefined;
   return Object.hasOwn(snapshot.flags, flagKey) ? snapshot.flags[flagKey] : undefined;
+}
+
+/**
+ * The exclusive bucket bound of a flag, or undefined when its percentage is not a valid
+ * percentage (not a number, outside 0..100, more than three decimals).
+ */
+export function thresholdOf(flag: FlagConfig): number | undefined {
+  return typeof flag.percentage === 'number' && isValidPercentage(flag.percentage) ? percentageToThousandths(flag.percentage) : undefined;
 }
 
 /**
@@ -45,7 +55,7 @@ export function flagOf(snapshot: FlagSnapshot | undefined, flagKey: string): Fla
  *
  * @example
  * evaluateFlag('new-checkout', { enabled: true, percentage: 25 }, 'user-42');
- * // { value: true, reason: 'SPLIT', bucket: 4211 }
+ * // { value: false, reason: 'SPLIT', bucket: 74607 }
  */
 export function evaluateFlag(
   flagKey: string,
@@ -57,10 +67,8 @@ export function evaluateFlag(
   try {
     if (!flag.enabled) return { value: false, reason: 'DISABLED' };
     const unitId = unitIdOf(context, flag.stickiness ?? DEFAULT_STICKINESS);
-    const threshold = percentageToThousandths(flag.percentage);
-    if (!(threshold >= 0 && threshold <= 100_000)) {
-      return { value: defaultValue, reason: 'ERROR', errorCode: 'PARSE_ERROR' };
-    }
+    const threshold = thresholdOf(flag);
+    if (threshold === undefined) return { value: defaultValue, reason: 'ERROR', errorCode: 'PARSE_ERROR' };
     if (unitId === undefined) {
       if (threshold === 0) return { value: false, reason: 'SPLIT' };
       return { value: defaultValue, reason: 'DEFAULT', errorCode: 'TARGETING_KEY_MISSING' };
@@ -84,5 +92,9 @@ export function evaluate(
   context: EvaluationContext | undefined,
   defaultValue = false,
 ): Evaluation {
-  return evaluateFlag(flagKey, flagOf(snapshot, flagKey), context, defaultValue);
+  try {
+    return evaluateFlag(flagKey, flagOf(snapshot, flagKey), context, defaultValue);
+  } catch {
+    return { value: defaultValue, reason: 'ERROR', errorCode: 'GENERAL' };
+  }
 }

@@ -1,6 +1,6 @@
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { Span } from '@opentelemetry/api';
-import { fastify } from 'fastify';
+import { fastify, LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from '../prometheus.js';
@@ -76,13 +76,18 @@ function cors(origins: readonly string[]) {
  */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = fastify({
-    loggerInstance: deps.logger.child({ component: 'api' }) as FastifyBaseLogger,
+    loggerInstance: deps.logger.child({ component: 'api' }),
     bodyLimit: BODY_LIMIT,
-    disableRequestLogging: true,
+    // Long enough for a 128-character key, so an over-long one gets our 400, not a bare 414.
+    maxParamLength: 256,
+    // Per-request lines would drown the change log; metrics and spans cover requests.
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
   app.setValidatorCompiler(zodValidatorCompiler);
+  // JSON only: a text body must be a clear 415, not a string that fails validation.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) =>
     reply
@@ -124,7 +129,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/openapi.json', { config: { access: 'public' } }, async () => openapi);
 
   await app.register(healthRoutes(deps.store, deps.cache, deps.registry));
-  await app.register(flagRoutes(deps.store));
+  await app.register(flagRoutes(deps.store, deps.logger.child({ component: 'audit' })));
   registerFlagGauges(deps.registry, deps.cache);
   const subscribers = deps.registry.gauge('rampart_stream_subscribers', 'Open SDK event streams.');
   subscribers.set({}, 0);

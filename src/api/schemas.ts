@@ -41,7 +41,7 @@ function rejectReadOnly(value: Record<string, unknown>, ctx: z.RefinementCtx): v
   }
 }
 
-const readOnlyFields = { key: flagKey.optional(), version: z.unknown(), updatedAt: z.unknown(), updatedBy: z.unknown() };
+const readOnlyFields = { key: flagKey.optional(), version: z.unknown().optional(), updatedAt: z.unknown().optional(), updatedBy: z.unknown().optional() };
 
 /** PUT body: the whole flag; omitted fields take their defaults. */
 export const putFlagBody = z

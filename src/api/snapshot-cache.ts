@@ -49,7 +49,7 @@ export class SnapshotCache {
   /** Subscribes to the feed, then loads; changes that race the load are applied after it. */
   async start(): Promise<void> {
     this.#unsubscribe = await this.#store.subscribe((change) => {
-      this.#enqueue(() => this.#onChange(change));
+      void this.#enqueue(() => this.#onChange(change));
     });
     await this.#enqueue(() => this.#reload());
     this.#timer = setInterval(() => {

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import { evaluateFlag, percentageToThousandths } from '@rampart/sdk';
 import { z } from 'zod';
 import { RampartError } from '../../core/errors.js';
@@ -6,6 +7,7 @@ import { defaultFields, toFlagConfig } from '../../core/flag.js';
 import type { ChangeMeta, Flag, FlagFields } from '../../core/flag.js';
 import type { FlagStore } from '../../store/flag-store.js';
 import { etag, ifMatch, ifNoneMatchAny, notModified } from '../conditional.js';
+import { KeyedQueue } from '../keyed-queue.js';
 import { changeReason, evaluateQuery, historyQuery, keyParams, patchFlagBody, putFlagBody } from '../schemas.js';
 import type { PatchFlagBody } from '../schemas.js';
 
@@ -45,9 +47,6 @@ function metaOf(request: FastifyRequest, bodyReason: string | undefined): Change
   return { actor: request.principal.name, source: 'api', at: new Date(), reason };
 }
 
-function logChange(request: FastifyRequest, key: string, before: Flag | undefined, after: Flag | undefined, meta: ChangeMeta): void {
-  request.log.info({ component: 'audit', flag: key, before: before ?? null, after: after ?? null, actor: meta.actor, reason: meta.reason }, 'flag changed');
-}
 
 function mismatch(key: string, current: Flag | undefined, wanted: number | '*'): RampartError {
   return current === undefined
@@ -56,7 +55,11 @@ function mismatch(key: string, current: Flag | undefined, wanted: number | '*'):
 }
 
 /** Admin routes: `/flags` CRUD with compare-and-set, history and the "is this user in?" check. */
-export function flagRoutes(store: FlagStore) {
+export function flagRoutes(store: FlagStore, audit: Logger) {
+  const logChange = (key: string, before: Flag | undefined, after: Flag | undefined, meta: ChangeMeta): void => {
+    audit.info({ flag: key, before: before ?? null, after: after ?? null, actor: meta.actor, source: meta.source, reason: meta.reason }, 'flag changed');
+  };
+  const writes = new KeyedQueue();
   return async (app: FastifyInstance): Promise<void> => {
     app.get('/flags', async () => {
       const { revision, flags } = await store.snapshot();
@@ -81,21 +84,23 @@ export function flagRoutes(store: FlagStore) {
       const wanted = ifMatch(request);
       const meta = metaOf(request, body.reason);
       const fields = merge(defaultFields(key), body);
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const current = await store.get(key);
-        if (createOnly && current !== undefined) throw new RampartError('already-exists', `flag '${key}' already exists (If-None-Match: *)`);
-        if (wanted !== undefined && (current === undefined || (wanted !== '*' && current.version !== wanted))) throw mismatch(key, current, wanted);
-        const result = await store.put(key, fields, current?.version ?? 0, meta);
-        if (result.ok) {
-          logChange(request, key, current, result.flag, meta);
-          void reply.header('etag', etag(result.flag.version));
-          if (result.created) void reply.header('location', `/flags/${key}`).code(201);
-          return result.flag;
+      return writes.run(key, async () => {
+        for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+          const current = await store.get(key);
+          if (createOnly && current !== undefined) throw new RampartError('already-exists', `flag '${key}' already exists (If-None-Match: *)`);
+          if (wanted !== undefined && (current === undefined || (wanted !== '*' && current.version !== wanted))) throw mismatch(key, current, wanted);
+          const result = await store.put(key, fields, current?.version ?? 0, meta);
+          if (result.ok) {
+            logChange(key, current, result.flag, meta);
+            void reply.header('etag', etag(result.flag.version));
+            if (result.created) void reply.header('location', `/flags/${key}`).code(201);
+            return result.flag;
+          }
+          if (createOnly) throw new RampartError('already-exists', `flag '${key}' already exists (If-None-Match: *)`);
+          if (wanted !== undefined) throw mismatch(key, result.current, wanted);
         }
-        if (createOnly) throw new RampartError('already-exists', `flag '${key}' already exists (If-None-Match: *)`);
-        if (wanted !== undefined) throw mismatch(key, result.current, wanted);
-      }
-      throw new RampartError('conflict', `flag '${key}' kept changing under this write; retry`);
+        throw new RampartError('conflict', `flag '${key}' kept changing under this write; retry`);
+      });
     });
 
     app.patch('/flags/:key', { schema: { params: keyParams, body: patchFlagBody } }, async (request, reply) => {
@@ -104,43 +109,47 @@ export function flagRoutes(store: FlagStore) {
       checkBodyKey(body, key);
       const wanted = ifMatch(request);
       const meta = metaOf(request, body.reason);
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const current = await store.get(key);
-        if (current === undefined) throw new RampartError('not-found', `flag '${key}' does not exist; create it with PUT`);
-        if (wanted !== undefined && wanted !== '*' && current.version !== wanted) throw mismatch(key, current, wanted);
-        const fields = merge(fieldsOf(current), body);
-        if (sameFields(fields, fieldsOf(current))) {
-          // A no-op changes nothing: no new version, no history entry.
-          void reply.header('etag', etag(current.version));
-          return current;
+      return writes.run(key, async () => {
+        for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+          const current = await store.get(key);
+          if (current === undefined) throw new RampartError('not-found', `flag '${key}' does not exist; create it with PUT`);
+          if (wanted !== undefined && wanted !== '*' && current.version !== wanted) throw mismatch(key, current, wanted);
+          const fields = merge(fieldsOf(current), body);
+          if (sameFields(fields, fieldsOf(current))) {
+            // A no-op changes nothing: no new version, no history entry.
+            void reply.header('etag', etag(current.version));
+            return current;
+          }
+          const result = await store.put(key, fields, current.version, meta);
+          if (result.ok) {
+            logChange(key, current, result.flag, meta);
+            void reply.header('etag', etag(result.flag.version));
+            return result.flag;
+          }
+          if (wanted !== undefined) throw mismatch(key, result.current, wanted);
         }
-        const result = await store.put(key, fields, current.version, meta);
-        if (result.ok) {
-          logChange(request, key, current, result.flag, meta);
-          void reply.header('etag', etag(result.flag.version));
-          return result.flag;
-        }
-        if (wanted !== undefined) throw mismatch(key, result.current, wanted);
-      }
-      throw new RampartError('conflict', `flag '${key}' kept changing under this write; retry`);
+        throw new RampartError('conflict', `flag '${key}' kept changing under this write; retry`);
+      });
     });
 
     app.delete('/flags/:key', { schema: { params: keyParams } }, async (request, reply) => {
       const { key } = request.params as z.infer<typeof keyParams>;
       const wanted = ifMatch(request);
       const meta = metaOf(request, undefined);
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const current = await store.get(key);
-        if (current === undefined) throw new RampartError('not-found', `flag '${key}' does not exist`);
-        if (wanted !== undefined && wanted !== '*' && current.version !== wanted) throw mismatch(key, current, wanted);
-        const result = await store.delete(key, current.version, meta);
-        if (result.ok) {
-          logChange(request, key, current, undefined, meta);
-          return reply.code(204).send();
+      return writes.run(key, async () => {
+        for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+          const current = await store.get(key);
+          if (current === undefined) throw new RampartError('not-found', `flag '${key}' does not exist`);
+          if (wanted !== undefined && wanted !== '*' && current.version !== wanted) throw mismatch(key, current, wanted);
+          const result = await store.delete(key, current.version, meta);
+          if (result.ok) {
+            logChange(key, current, undefined, meta);
+            return reply.code(204).send();
+          }
+          if (wanted !== undefined) throw mismatch(key, result.current, wanted);
         }
-        if (wanted !== undefined) throw mismatch(key, result.current, wanted);
-      }
-      throw new RampartError('conflict', `flag '${key}' kept changing under this delete; retry`);
+        throw new RampartError('conflict', `flag '${key}' kept changing under this delete; retry`);
+      });
     });
 
     app.get('/flags/:key/history', { schema: { params: keyParams, querystring: historyQuery } }, async (request) => {

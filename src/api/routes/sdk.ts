@@ -42,7 +42,8 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
   const open = new Set<FastifyReply>();
 
   return async (app: FastifyInstance): Promise<void> => {
-    app.addHook('onClose', () => {
+    // preClose, not onClose: the server waits for open connections before onClose runs.
+    app.addHook('preClose', async () => {
       for (const reply of open) reply.raw.end();
     });
 

@@ -1,0 +1,116 @@
+import { OFREPProvider } from '@openfeature/ofrep-provider';
+import { OpenFeature } from '@openfeature/server-sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { evaluate } from '@rampart/sdk';
+import type { FlagSnapshot } from '@rampart/sdk';
+import { buildTestApp } from '../support/app.js';
+import type { TestApp } from '../support/app.js';
+
+const ADMIN = { authorization: 'Bearer admin-token' };
+const SDK = { authorization: 'Bearer sdk-token' };
+
+describe('OFREP with the stock OpenFeature OFREP provider', () => {
+  let t: TestApp;
+  let base: string;
+  beforeAll(async () => {
+    t = await buildTestApp({ adminTokens: [{ name: 'ops', secret: 'admin-token' }], sdkTokens: [{ name: 'svc', secret: 'sdk-token' }] });
+    base = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const flags: [string, Record<string, unknown>][] = [
+      ['half', { enabled: true, percentage: 50 }],
+      ['off', { enabled: false, percentage: 100 }],
+      ['by-tenant', { enabled: true, percentage: 50, stickiness: 'tenantId' }],
+    ];
+    for (const [key, body] of flags) await t.app.inject({ method: 'PUT', url: `/flags/${key}`, headers: ADMIN, payload: body });
+    await t.cache.resync();
+    await OpenFeature.setProviderAndWait(new OFREPProvider({ baseUrl: base, headers: [['Authorization', SDK.authorization]] }));
+  });
+  afterAll(async () => {
+    await OpenFeature.close();
+    await t.close();
+  });
+
+  const snapshot = async (): Promise<FlagSnapshot> => (await t.app.inject({ method: 'GET', url: '/sdk/v1/flags', headers: SDK })).json<FlagSnapshot>();
+
+  it('resolves booleans exactly as local evaluation does, targetingKey being the user id', async () => {
+    const client = OpenFeature.getClient();
+    const snap = await snapshot();
+    let on = 0;
+    for (let i = 0; i < 60; i++) {
+      const userId = `user-${i}`;
+      const details = await client.getBooleanDetails('half', false, { targetingKey: userId });
+      const local = evaluate(snap, 'half', { userId });
+      expect(details.value).toBe(local.value);
+      expect(details.reason).toBe('SPLIT');
+      expect(details.variant).toBe(local.value ? 'on' : 'off');
+      expect(details.errorCode).toBeUndefined();
+      expect(details.flagMetadata.bucket).toBe(local.bucket);
+      if (details.value) on++;
+    }
+    expect(on).toBeGreaterThan(10);
+    expect(on).toBeLessThan(50);
+  });
+
+  it('reports DISABLED for a toggled-off flag and FLAG_NOT_FOUND with the default for an unknown one', async () => {
+    const client = OpenFeature.getClient();
+    const disabled = await client.getBooleanDetails('off', true, { targetingKey: 'u-1' });
+    expect(disabled).toMatchObject({ value: false, reason: 'DISABLED' });
+    const missing = await client.getBooleanDetails('no-such-flag', true, { targetingKey: 'u-1' });
+    expect(missing).toMatchObject({ value: true, reason: 'ERROR', errorCode: 'FLAG_NOT_FOUND' });
+  });
+
+  it('reports TARGETING_KEY_MISSING when the context has no unit id', async () => {
+    const details = await OpenFeature.getClient().getBooleanDetails('half', false, {});
+    expect(details).toMatchObject({ value: false, reason: 'ERROR', errorCode: 'TARGETING_KEY_MISSING' });
+  });
+
+  it('uses other context attributes for custom stickiness', async () => {
+    const snap = await snapshot();
+    for (const tenantId of ['t-1', 't-2', 't-3', 't-4', 't-5']) {
+      const details = await OpenFeature.getClient().getBooleanDetails('by-tenant', false, { targetingKey: 'someone', tenantId });
+      expect(details.value).toBe(evaluate(snap, 'by-tenant', { tenantId }).value);
+    }
+  });
+});
+
+describe('OFREP bulk evaluation', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp({});
+    await t.app.inject({ method: 'PUT', url: '/flags/a', payload: { enabled: true, percentage: 100 } });
+    await t.app.inject({ method: 'PUT', url: '/flags/b', payload: { enabled: false } });
+    await t.cache.resync();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('evaluates every flag with an ETag, and answers 304 until the flags or the context change', async () => {
+    const ask = (context: Record<string, unknown>, etag?: string) =>
+      t.app.inject({ method: 'POST', url: '/ofrep/v1/evaluate/flags', headers: etag === undefined ? {} : { 'if-none-match': etag }, payload: { context } });
+    const res = await ask({ targetingKey: 'u-1' });
+    expect(res.statusCode).toBe(200);
+    const body = res.json<{ flags: { key: string; value?: boolean; reason?: string }[] }>();
+    expect(body.flags).toEqual([
+      expect.objectContaining({ key: 'a', value: true, reason: 'SPLIT', variant: 'on' }),
+      expect.objectContaining({ key: 'b', value: false, reason: 'DISABLED', variant: 'off' }),
+    ]);
+    const etag = res.headers.etag as string;
+    expect((await ask({ targetingKey: 'u-1' }, etag)).statusCode).toBe(304);
+    expect((await ask({ targetingKey: 'u-2' }, etag)).statusCode).toBe(200);
+    await t.app.inject({ method: 'PATCH', url: '/flags/b', payload: { enabled: true } });
+    await t.cache.resync();
+    expect((await ask({ targetingKey: 'u-1' }, etag)).statusCode).toBe(200);
+  });
+
+  it('lists flags needing a unit id with TARGETING_KEY_MISSING in bulk, others with values', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/ofrep/v1/evaluate/flags', payload: { context: {} } });
+    const flags = res.json<{ flags: { key: string; errorCode?: string }[] }>().flags;
+    expect(flags.find((f) => f.key === 'a')?.errorCode).toBe('TARGETING_KEY_MISSING');
+  });
+
+  it('rejects a context that is not an object with 400 problem+json', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/ofrep/v1/evaluate/flags/a', payload: { context: 'u-1' } });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+  });
+});
