@@ -45,14 +45,14 @@ describe('auth', () => {
   ];
 
   it.each(adminRoutes)('%s %s without a token is 401 problem+json with WWW-Authenticate', async (method, url) => {
-    const res = await t.app.inject({ method: method as 'GET', url, payload: method === 'PUT' || method === 'PATCH' ? { percentage: 1 } : undefined });
+    const res = await t.app.inject({ method: method as 'GET', url, ...(method === 'PUT' || method === 'PATCH' ? { payload: { percentage: 1 } } : {}) });
     expect(res.statusCode).toBe(401);
     expect(res.headers['content-type']).toContain('application/problem+json');
     expect(res.headers['www-authenticate']).toContain('Bearer');
   });
 
   it.each(adminRoutes)('%s %s with an SDK token is 403', async (method, url) => {
-    const res = await t.app.inject({ method: method as 'GET', url, headers: { authorization: `Bearer ${SDK_SECRET}` }, payload: method === 'PUT' || method === 'PATCH' ? { percentage: 1 } : undefined });
+    const res = await t.app.inject({ method: method as 'GET', url, headers: { authorization: `Bearer ${SDK_SECRET}` }, ...(method === 'PUT' || method === 'PATCH' ? { payload: { percentage: 1 } } : {}) });
     expect(res.statusCode).toBe(403);
   });
 
@@ -88,7 +88,7 @@ describe('auth', () => {
     const bodies: string[] = [];
     for (const authorization of [`Bearer ${ADMIN_SECRET}`, `Bearer ${SDK_SECRET}`, 'Bearer wrong-token-value']) {
       for (const [method, url] of [['GET', '/flags'], ['PATCH', '/flags/f1'], ['GET', '/nowhere']] as const) {
-        const res = await t.app.inject({ method, url, headers: { authorization }, payload: method === 'PATCH' ? { percentage: 'bad' } : undefined });
+        const res = await t.app.inject({ method, url, headers: { authorization }, ...(method === 'PATCH' ? { payload: { percentage: 'bad' } } : {}) });
         bodies.push(res.body);
       }
     }
