@@ -7,7 +7,8 @@
  * in     = bucket < round(percentage * 1000)
  *
  * For whole percentages this selects exactly the users of Unleash's gradual/flexible rollout
- * (`h % 100 + 1 <= p`), and it is monotonic in the percentage.
+ * (`h % 100 + 1 <= p`) for SDKs that hash UTF-8 (Node's unleash-client agrees on ASCII ids
+ * only: it hashes the low byte of each UTF-16 unit). It is monotonic in the percentage.
  */
 
 /** Number of buckets: one per 0.001 percentage point. */
@@ -16,63 +17,80 @@ export const BUCKET_COUNT = 100_000;
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
 
-// The hash streams UTF-8 bytes straight from UTF-16 char codes, so no string is concatenated
-// and no byte array is allocated per call. Evaluation is synchronous, so module state is safe.
-let h = 0;
-let k = 0;
-let n = 0;
-
-function mixBlock(): void {
-  let k1 = Math.imul(k, C1);
-  k1 = (k1 << 15) | (k1 >>> 17);
-  h ^= Math.imul(k1, C2);
-  h = (h << 13) | (h >>> 19);
-  h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  k = 0;
+/** The MurmurHash3 state after some bytes: running hash, pending tail bytes, byte count. */
+export interface HashPrefix {
+  readonly h: number;
+  readonly k: number;
+  readonly n: number;
 }
 
-function pushByte(b: number): void {
-  k |= b << ((n & 3) << 3);
-  n++;
-  if ((n & 3) === 0) mixBlock();
-}
+// Scratch output of absorb() for building prefixes; evaluation is synchronous, so sharing is safe.
+const scratch = { h: 0, k: 0, n: 0 };
 
-function pushString(s: string): void {
+/**
+ * Feeds the UTF-8 bytes of `s` into a MurmurHash3 state, straight from UTF-16 char codes (no
+ * string concatenation, no byte array). With `out` it stores the state there and returns 0;
+ * without, it finalises and returns the hash as a signed 32-bit integer. State lives in locals
+ * so the optimiser keeps it in registers and nothing is allocated per call.
+ */
+function absorb(h0: number, k0: number, n0: number, s: string, out?: { h: number; k: number; n: number }): number {
+  let h = h0;
+  let k = k0;
+  let n = n0;
   const len = s.length;
   for (let i = 0; i < len; i++) {
     let c = s.charCodeAt(i);
+    // UTF-8 bytes of this code point, first byte lowest, and how many there are.
+    let bytes: number;
+    let count: number;
     if (c < 0x80) {
-      pushByte(c);
+      bytes = c;
+      count = 1;
     } else if (c < 0x800) {
-      pushByte(0xc0 | (c >> 6));
-      pushByte(0x80 | (c & 0x3f));
+      bytes = (0xc0 | (c >> 6)) | ((0x80 | (c & 0x3f)) << 8);
+      count = 2;
     } else {
       if (c >= 0xd800 && c <= 0xdfff) {
         const next = i + 1 < len ? s.charCodeAt(i + 1) : 0;
         if (c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
           c = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
           i++;
-          pushByte(0xf0 | (c >> 18));
-          pushByte(0x80 | ((c >> 12) & 0x3f));
-          pushByte(0x80 | ((c >> 6) & 0x3f));
-          pushByte(0x80 | (c & 0x3f));
-          continue;
+        } else {
+          // A lone surrogate is encoded as U+FFFD, exactly as TextEncoder and Buffer do.
+          c = 0xfffd;
         }
-        // A lone surrogate is encoded as U+FFFD, exactly as TextEncoder and Buffer do.
-        c = 0xfffd;
       }
-      pushByte(0xe0 | (c >> 12));
-      pushByte(0x80 | ((c >> 6) & 0x3f));
-      pushByte(0x80 | (c & 0x3f));
+      if (c >= 0x10000) {
+        bytes = (0xf0 | (c >> 18)) | ((0x80 | ((c >> 12) & 0x3f)) << 8) | ((0x80 | ((c >> 6) & 0x3f)) << 16) | ((0x80 | (c & 0x3f)) << 24);
+        count = 4;
+      } else {
+        bytes = (0xe0 | (c >> 12)) | ((0x80 | ((c >> 6) & 0x3f)) << 8) | ((0x80 | (c & 0x3f)) << 16);
+        count = 3;
+      }
+    }
+    for (let j = 0; j < count; j++) {
+      k |= ((bytes >>> (j << 3)) & 0xff) << ((n & 3) << 3);
+      n++;
+      if ((n & 3) === 0) {
+        k = Math.imul(k, C1);
+        k = (k << 15) | (k >>> 17);
+        h ^= Math.imul(k, C2);
+        h = (h << 13) | (h >>> 19);
+        h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+        k = 0;
+      }
     }
   }
-}
-
-function finish(): number {
+  if (out !== undefined) {
+    out.h = h;
+    out.k = k;
+    out.n = n;
+    return 0;
+  }
   if ((n & 3) !== 0) {
-    let k1 = Math.imul(k, C1);
-    k1 = (k1 << 15) | (k1 >>> 17);
-    h ^= Math.imul(k1, C2);
+    k = Math.imul(k, C1);
+    k = (k << 15) | (k >>> 17);
+    h ^= Math.imul(k, C2);
   }
   h ^= n;
   h ^= h >>> 16;
@@ -80,34 +98,60 @@ function finish(): number {
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 0;
+  return h;
+}
+
+function toBucket(signedHash: number): number {
+  const hash = signedHash >>> 0;
+  return (hash % 100) * 1000 + Math.floor((hash % 100_000) / 100);
+}
+
+/**
+ * The hash state after `groupId + ":"`: compute it once per flag, then bucket many units with
+ * {@link bucketWithPrefix}.
+ *
+ * @example
+ * const prefix = hashPrefix('new-checkout');
+ * bucketWithPrefix(prefix, 'user-42') === bucket('new-checkout', 'user-42'); // true
+ */
+export function hashPrefix(groupId: string): HashPrefix {
+  absorb(0, 0, 0, groupId, scratch);
+  absorb(scratch.h, scratch.k, scratch.n, ':', scratch);
+  return { h: scratch.h, k: scratch.k, n: scratch.n };
+}
+
+/**
+ * The bucket of `unitId` under a precomputed {@link hashPrefix}: the SDK's hot path.
+ *
+ * @example
+ * bucketWithPrefix(hashPrefix('new-checkout'), 'user-42'); // 74607
+ */
+export function bucketWithPrefix(prefix: HashPrefix, unitId: string): number {
+  return toBucket(absorb(prefix.h, prefix.k, prefix.n, unitId));
 }
 
 /**
  * MurmurHash3 x86 32-bit, seed 0, of the UTF-8 bytes of `groupId + ":" + unitId`.
  *
  * @example
- * hashUnit('new-checkout', 'user-42'); // same value in every process and every SDK
+ * hashUnit('new-checkout', 'user-42'); // 1499260774, in every process and every SDK
  */
 export function hashUnit(groupId: string, unitId: string): number {
-  h = 0;
-  k = 0;
-  n = 0;
-  pushString(groupId);
-  pushByte(0x3a);
-  pushString(unitId);
-  return finish();
+  absorb(0, 0, 0, groupId, scratch);
+  absorb(scratch.h, scratch.k, scratch.n, ':', scratch);
+  return absorb(scratch.h, scratch.k, scratch.n, unitId) >>> 0;
 }
 
 /**
  * The bucket (0..99999) of a unit within a flag's group.
  *
  * @example
- * bucket('new-checkout', 'user-42') < percentageToThousandths(25); // in a 25% rollout?
+ * bucket('new-checkout', 'user-42'); // 74607: in a rollout of more than 74.607 %
  */
 export function bucket(groupId: string, unitId: string): number {
-  const hash = hashUnit(groupId, unitId);
-  return (hash % 100) * 1000 + Math.floor((hash % 100_000) / 100);
+  absorb(0, 0, 0, groupId, scratch);
+  absorb(scratch.h, scratch.k, scratch.n, ':', scratch);
+  return toBucket(absorb(scratch.h, scratch.k, scratch.n, unitId));
 }
 
 /**

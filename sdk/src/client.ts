@@ -1,4 +1,5 @@
-import { bucket } from './bucketing.js';
+import { bucketWithPrefix, hashPrefix } from './bucketing.js';
+import type { HashPrefix } from './bucketing.js';
 import { evaluate, thresholdOf, unitIdOf } from './evaluate.js';
 import type { Evaluation } from './evaluate.js';
 import { DEFAULT_STICKINESS } from './snapshot.js';
@@ -32,7 +33,8 @@ type Listener<T> = (event: T) => void;
 interface CompiledFlag {
   readonly enabled: boolean;
   readonly threshold: number;
-  readonly groupId: string;
+  /** Hash state after `groupId:`, so each call hashes only the unit id. */
+  readonly prefix: HashPrefix;
   readonly stickiness: string;
 }
 
@@ -48,7 +50,7 @@ function compile(snapshot: FlagSnapshot): Map<string, CompiledFlag> {
     compiled.set(key, {
       enabled: flag.enabled,
       threshold,
-      groupId: flag.groupId ?? key,
+      prefix: hashPrefix(flag.groupId ?? key),
       stickiness: flag.stickiness ?? DEFAULT_STICKINESS,
     });
   }
@@ -118,7 +120,7 @@ export class RampartClient {
     if (!flag.enabled || flag.threshold <= 0) return false;
     const unitId = unitIdOf(userIdOrContext, flag.stickiness);
     if (unitId === undefined) return defaultValue;
-    return bucket(flag.groupId, unitId) < flag.threshold;
+    return bucketWithPrefix(flag.prefix, unitId) < flag.threshold;
   }
 
   /**

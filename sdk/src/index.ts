@@ -1,5 +1,6 @@
-export { bucket, hashUnit, isValidPercentage, percentageToThousandths, BUCKET_COUNT } from './bucketing.js';
-export { evaluate, evaluateFlag, flagOf, unitIdOf } from './evaluate.js';
+export { bucket, bucketWithPrefix, hashPrefix, hashUnit, isValidPercentage, percentageToThousandths, BUCKET_COUNT } from './bucketing.js';
+export type { HashPrefix } from './bucketing.js';
+export { evaluate, evaluateFlag, flagOf, thresholdOf, unitIdOf } from './evaluate.js';
 export type { Evaluation, ErrorCode, Reason } from './evaluate.js';
 export { createClient, RampartClient } from './client.js';
 export type { ChangeEvent, ClientOptions, ClientStatus } from './client.js';

@@ -80,8 +80,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
     loggerInstance: deps.logger.child({ component: 'api' }) as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT,
-    // Long enough for a 128-character key, so an over-long one gets our 400, not a bare 414.
-    maxParamLength: 256,
+    // Above any URL Node accepts, so an over-long key always gets our 400 problem, never a bare 414.
+    maxParamLength: 16_384,
     // Per-request lines would drown the change log; metrics and spans cover requests.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,

@@ -62,7 +62,8 @@ export class TokenAuthenticator {
 
   /** onRequest hook: enforces the route's `config.access`. */
   hook = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const access = request.routeOptions.config.access ?? 'admin';
+    // An unknown URL is a plain 404 for everyone; the route list is public in /openapi.json anyway.
+    const access = request.is404 ? 'public' : (request.routeOptions.config.access ?? 'admin');
     if (access === 'public') {
       request.principal = { name: 'anonymous', role: 'anonymous' };
       return;

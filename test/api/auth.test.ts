@@ -72,6 +72,12 @@ describe('auth', () => {
     expect((await t.app.inject({ method: 'GET', url: '/sdk/v1/flags' })).statusCode).toBe(401);
   });
 
+  it('answers an unknown URL with 404 even without a token', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/nowhere' });
+    expect(res.statusCode).toBe(404);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+  });
+
   it('health, readiness, metrics and the OpenAPI document are public', async () => {
     for (const url of ['/healthz', '/readyz', '/metrics', '/openapi.json']) {
       expect((await t.app.inject({ method: 'GET', url })).statusCode, url).toBe(200);

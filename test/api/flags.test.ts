@@ -87,6 +87,9 @@ describe('admin API /flags', () => {
     expect((await get('/flags/cas')).json<Flag>().percentage).toBe(2);
     const stalePut = await put('cas', { percentage: 9 }, { 'if-match': '"1"' });
     expect(stalePut.statusCode).toBe(412);
+    const missing = await put('never-made', { percentage: 9 }, { 'if-match': '"1"' });
+    expect(missing.statusCode).toBe(412);
+    expect((await get('/flags/never-made')).statusCode).toBe(404);
   });
 
   it('If-None-Match: * on PUT creates only: 412 when the flag exists', async () => {
@@ -208,6 +211,9 @@ describe('admin API /flags', () => {
       expect(spaced.json<{ errors: { path: string }[] }>().errors[0]?.path).toBe('params.key');
       const long = await put('k'.repeat(200), { percentage: 1 });
       expect(long.statusCode).toBe(400);
+      const huge = await put('k'.repeat(5000), { percentage: 1 });
+      expect(huge.statusCode).toBe(400);
+      expect(huge.headers['content-type']).toContain('application/problem+json');
       expect((await get('/flags')).json<{ flags: Flag[] }>().flags.some((f) => f.key.startsWith('kkk'))).toBe(false);
     });
 

@@ -114,3 +114,19 @@ describe('OFREP bulk evaluation', () => {
     expect(res.headers['content-type']).toContain('application/problem+json');
   });
 });
+
+describe('OFREP without a body', () => {
+  it('treats a missing body as an empty context', async () => {
+    const t = await buildTestApp({});
+    try {
+      await t.app.inject({ method: 'PUT', url: '/flags/everyone', payload: { enabled: false } });
+      await t.cache.resync();
+      const single = await t.app.inject({ method: 'POST', url: '/ofrep/v1/evaluate/flags/everyone' });
+      expect(single.statusCode).toBe(200);
+      expect(single.json<{ reason: string }>().reason).toBe('DISABLED');
+      expect((await t.app.inject({ method: 'POST', url: '/ofrep/v1/evaluate/flags' })).statusCode).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+});

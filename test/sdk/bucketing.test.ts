@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import murmurhash from 'murmurhash-js';
 import { normalizedStrategyValue } from 'unleash-client/lib/strategy/util.js';
 import { describe, expect, it } from 'vitest';
-import { BUCKET_COUNT, bucket, evaluateFlag, hashUnit, isValidPercentage, percentageToThousandths } from '@rampart/sdk';
+import { BUCKET_COUNT, bucket, bucketWithPrefix, evaluateFlag, hashPrefix, hashUnit, isValidPercentage, percentageToThousandths } from '@rampart/sdk';
 import { VECTORS_PATH, buildVectors, formatVectors, oracleBucket, oracleHash } from '../../scripts/gen-bucketing-vectors.js';
 import type { BucketingVectorsFile, VectorKind } from '../../scripts/gen-bucketing-vectors.js';
 
@@ -275,5 +275,22 @@ describe('percentageToThousandths and isValidPercentage', () => {
 
   it.each([-1, 100.0001, 1.0005, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0.001])('rejects %s', (p) => {
     expect(isValidPercentage(p)).toBe(false);
+  });
+});
+
+describe('bucketWithPrefix (the SDK hot path)', () => {
+  it('equals bucket(groupId, unitId) for every golden vector', () => {
+    const file = JSON.parse(readFileSync(VECTORS_PATH, 'utf8')) as BucketingVectorsFile;
+    for (const c of file.cases) expect(bucketWithPrefix(hashPrefix(c.groupId), c.unitId)).toBe(c.bucket);
+  });
+
+  it('equals bucket(groupId, unitId) for arbitrary unicode groupIds and unit ids, one prefix reused', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme' }), fc.array(fc.string({ unit: 'binary' }), { minLength: 1, maxLength: 20 }), (groupId, units) => {
+        const prefix = hashPrefix(groupId);
+        for (const unit of units) expect(bucketWithPrefix(prefix, unit)).toBe(bucket(groupId, unit));
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -48,9 +48,10 @@ function metaOf(request: FastifyRequest, bodyReason: string | undefined): Change
 }
 
 
+// RFC 9110: If-Match on a resource that does not exist fails the precondition (412).
 function mismatch(key: string, current: Flag | undefined, wanted: number | '*'): RampartError {
   return current === undefined
-    ? new RampartError('not-found', `flag '${key}' does not exist`)
+    ? new RampartError('version-mismatch', `flag '${key}' does not exist, so If-Match: ${wanted === '*' ? '*' : `"${wanted}"`} cannot match`)
     : new RampartError('version-mismatch', `flag '${key}' is at version ${current.version}, not ${wanted}; re-read it and retry`);
 }
 

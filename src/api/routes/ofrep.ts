@@ -10,9 +10,12 @@ import { keyParams } from '../schemas.js';
 import type { SnapshotCache } from '../snapshot-cache.js';
 
 /** OFREP request body: `{ context: { targetingKey, ...attributes } }`. */
-export const ofrepBody = z.object({
-  context: z.record(z.string(), z.unknown(), { error: 'context must be a JSON object' }).optional(),
-});
+export const ofrepBody = z
+  .object({
+    context: z.record(z.string(), z.unknown(), { error: 'context must be a JSON object' }).optional(),
+  })
+  // OFREP lets a client send no body at all: that is an empty context.
+  .nullish();
 
 type OfrepContext = Readonly<Record<string, unknown>>;
 
@@ -72,7 +75,7 @@ export function ofrepRoutes(cache: SnapshotCache) {
   return async (app: FastifyInstance): Promise<void> => {
     app.post('/ofrep/v1/evaluate/flags/:key', { config: { access: 'sdk' }, schema: { params: keyParams, body: ofrepBody } }, async (request, reply) => {
       const { key } = request.params as z.infer<typeof keyParams>;
-      const { context } = (request.body ?? {}) as z.infer<typeof ofrepBody>;
+      const context = (request.body as z.infer<typeof ofrepBody>)?.context;
       const flag = cache.flag(key);
       const result = toOfrep(key, evaluateFlag(key, flag === undefined ? undefined : toFlagConfig(flag), toRampartContext(context)), cache.revision);
       if ('errorCode' in result) return sendFailure(reply, result);
@@ -80,7 +83,7 @@ export function ofrepRoutes(cache: SnapshotCache) {
     });
 
     app.post('/ofrep/v1/evaluate/flags', { config: { access: 'sdk' }, schema: { body: ofrepBody } }, async (request, reply) => {
-      const { context } = (request.body ?? {}) as z.infer<typeof ofrepBody>;
+      const context = (request.body as z.infer<typeof ofrepBody>)?.context;
       // The answer depends on the revision and the context, so both go into the ETag.
       const digest = createHash('sha256').update(JSON.stringify(context ?? {})).digest('base64url').slice(0, 16);
       const tag = `"${cache.revision}-${digest}"`;
