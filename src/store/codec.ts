@@ -7,7 +7,12 @@ import type { ChangeMeta, ChangeSource, Flag, FlagChange, FlagFields, HistoryEnt
 
 const changeSourceSchema = z.enum(['api', 'guard']);
 
-/** The stored form of a flag, checked field by field when it is read back. */
+/**
+ * The stored form of a flag, checked field by field when it is read back.
+ *
+ * @example
+ * const flag = parseStored(flagSchema, text, 'flag x');
+ */
 export const flagSchema = z.object({
   key: z.string().min(1),
   description: z.string(),
@@ -20,7 +25,12 @@ export const flagSchema = z.object({
   updatedBy: z.string(),
 });
 
-/** Who, when, from where and why: stored once per history entry. */
+/**
+ * Who, when, from where and why: stored once per history entry.
+ *
+ * @example
+ * const meta = parseStored(storedMetaSchema, fields.meta, 'entry 7');
+ */
 export const storedMetaSchema = z.object({
   at: z.string(),
   actor: z.string(),
@@ -28,7 +38,12 @@ export const storedMetaSchema = z.object({
   reason: z.string().optional(),
 });
 
-/** The audit entry as both adapters persist it (Redis keeps `revision` in the stream id instead). */
+/**
+ * A history entry as the embedded store persists it (Redis keeps it as stream fields instead).
+ *
+ * @example
+ * const entries = z.array(historyEntrySchema).parse(raw);
+ */
 export const historyEntrySchema = z.object({
   id: z.string(),
   flagKey: z.string(),
@@ -42,13 +57,24 @@ export const historyEntrySchema = z.object({
   reason: z.string().optional(),
 });
 
-/** A change as published on the Redis channel. */
+/**
+ * A change as published on the Redis channel.
+ *
+ * @example
+ * const change = toFlagChange(parseStored(flagChangeSchema, message, 'a change message'));
+ */
 export const flagChangeSchema = z.object({
   revision: z.number().int().min(1),
   key: z.string(),
   flag: flagSchema.nullable(),
 });
 
+/**
+ * The stored part of a ChangeMeta: `at` as an ISO string.
+ *
+ * @example
+ * const stored: StoredMeta = { at: '2025-01-01T00:00:00.000Z', actor: 'ana', source: 'api' };
+ */
 export type StoredMeta = z.infer<typeof storedMetaSchema>;
 
 /**
@@ -204,4 +230,39 @@ export function checkKey(key: string): void {
   if (!FLAG_KEY_PATTERN.test(key)) {
     throw new RampartError('validation', `flag key '${key}' is not valid`, { errors: [{ path: 'key', message: `must match ${FLAG_KEY_PATTERN.source}` }] });
   }
+}
+
+/**
+ * Checks an expected version: 0 (must be absent) or a positive integer.
+ *
+ * @example
+ * checkExpected(0);
+ */
+export function checkExpected(expected: number): void {
+  if (!Number.isSafeInteger(expected) || expected < 0) {
+    throw new RampartError('validation', `expected version must be a non-negative integer, got ${expected}`, { errors: [{ path: 'version', message: 'must be a non-negative integer' }] });
+  }
+}
+
+/**
+ * Checks a revision passed to changesSince.
+ *
+ * @example
+ * checkRevision(12);
+ */
+export function checkRevision(revision: number): void {
+  if (!Number.isSafeInteger(revision) || revision < 0) {
+    throw new RampartError('validation', `revision must be a non-negative integer, got ${revision}`, { errors: [{ path: 'revision', message: 'must be a non-negative integer' }] });
+  }
+}
+
+/**
+ * Checks a numeric store option and returns it.
+ *
+ * @example
+ * const limit = positive(options.historyLimit ?? 1000, 'historyLimit');
+ */
+export function positive(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new RampartError('validation', `${name} must be a positive integer, got ${value}`);
+  return value;
 }

@@ -1,0 +1,272 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RampartError } from '../../src/core/errors.js';
+import { createEmbeddedStore } from '../../src/store/embedded-store.js';
+import type { EmbeddedFlagStore } from '../../src/store/embedded-store.js';
+import { fields, flagStoreContract, meta } from './flag-store-contract.js';
+
+flagStoreContract('embedded', async (options) => {
+  const dir = await mkdtemp(join(tmpdir(), 'rampart-embedded-'));
+  const store = await createEmbeddedStore({ dir, ...options });
+  return {
+    store,
+    // The lock admits one store per folder, so the only other writer a subscriber can hear
+    // is this same instance; "every process sharing the store" is this one process.
+    peer: store,
+    async dispose() {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+const CHILD = fileURLToPath(new URL('./fixtures/embedded-child.ts', import.meta.url));
+
+interface Child {
+  readonly process: ChildProcess;
+  readonly pid: number;
+  readonly lines: string[];
+  readonly exited: Promise<void>;
+}
+
+/** Runs test/store/fixtures/embedded-child.ts in a real second Node process. */
+function startChild(mode: 'hold' | 'write', dir: string): Child {
+  const child = spawn(process.execPath, ['--conditions=rampart-source', '--import', 'tsx', CHILD, mode, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let buffered = '';
+  child.stdout.on('data', (data: Buffer) => {
+    buffered += data.toString();
+    const parts = buffered.split('\n');
+    buffered = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  let stderr = '';
+  child.stderr.on('data', (data: Buffer) => {
+    stderr += data.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
+  void exited.then(() => {
+    if (stderr !== '' && child.signalCode === null) console.error(stderr);
+  });
+  if (child.pid === undefined) throw new Error('child did not start');
+  return { process: child, pid: child.pid, lines, exited };
+}
+
+async function openError(dir: string): Promise<RampartError> {
+  const error: unknown = await createEmbeddedStore({ dir }).then(
+    async (store) => {
+      await store.close();
+      return undefined;
+    },
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(RampartError);
+  return error as RampartError;
+}
+
+describe('embedded store', () => {
+  let dir: string;
+  const open: EmbeddedFlagStore[] = [];
+  const children: Child[] = [];
+
+  async function openStore(options: { historyLimit?: number } = {}): Promise<EmbeddedFlagStore> {
+    const store = await createEmbeddedStore({ dir, ...options });
+    open.push(store);
+    return store;
+  }
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'rampart-embedded-'));
+  });
+  afterEach(async () => {
+    for (const store of open.splice(0)) await store.close();
+    for (const child of children.splice(0)) {
+      child.process.kill('SIGKILL');
+      await child.exited;
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  describe('persistence', () => {
+    it('keeps flags, versions, history and revision across a close and reopen', async () => {
+      const first = await openStore();
+      await first.put('kept', fields(), 0, meta('ana', 'launch'));
+      await first.put('kept', fields({ percentage: 60 }), 1, meta('bo'));
+      await first.put('gone', fields(), 0, meta());
+      await first.delete('gone', 1, meta());
+      const before = { snapshot: await first.snapshot(), kept: await first.history('kept', { limit: 10 }), gone: await first.history('gone', { limit: 10 }), changes: await first.changesSince(0) };
+      await first.close();
+
+      const second = await openStore();
+      expect(await second.snapshot()).toEqual(before.snapshot);
+      expect(await second.history('kept', { limit: 10 })).toEqual(before.kept);
+      expect(await second.history('gone', { limit: 10 })).toEqual(before.gone);
+      // The feed is rebuilt from the histories, so SSE clients can resume across a restart.
+      expect(await second.changesSince(0)).toEqual(before.changes);
+      // A deleted flag's version survives the restart too: re-creating continues at 2.
+      expect(await second.put('gone', fields(), 0, meta())).toMatchObject({ ok: true, revision: 5, flag: { version: 2 } });
+    });
+
+    it('creates a missing folder, including parents', async () => {
+      const nested = join(dir, 'a', 'b');
+      const store = await createEmbeddedStore({ dir: nested });
+      open.push(store);
+      await store.put('x', fields(), 0, meta());
+      expect(existsSync(join(nested, 'state.json'))).toBe(true);
+    });
+
+    it('leaves after every write a complete state file and no temp file', async () => {
+      const store = await openStore();
+      for (let version = 0; version < 20; version++) {
+        const result = await store.put('x', fields({ percentage: version }), version, meta());
+        expect((await readdir(dir)).sort()).toEqual(['lock', 'state.json']);
+        const state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as { revision: number; flags: { version: number }[] };
+        expect(state.revision).toBe(result.ok ? result.revision : -1);
+        expect(state.flags[0]?.version).toBe(version + 1);
+      }
+    });
+
+    it('loses no acknowledged write when the process is killed mid-stream', async () => {
+      const child = startChild('write', dir);
+      children.push(child);
+      await vi.waitFor(() => { expect(child.lines.length).toBeGreaterThan(50); }, { timeout: 15_000 });
+      child.process.kill('SIGKILL');
+      await child.exited;
+      const acknowledged = Number(child.lines.at(-1));
+      // The dead child's lock is stale and taken over; its temp file, if any, is cleaned up.
+      const store = await openStore();
+      const snapshot = await store.snapshot();
+      expect(snapshot.revision).toBeGreaterThanOrEqual(acknowledged);
+      expect((await store.get('crash'))?.version).toBe(snapshot.revision);
+      expect((await readdir(dir)).sort()).toEqual(['lock', 'state.json']);
+    });
+
+    it('answers a write it could not persist with store-unavailable and keeps the old state', async () => {
+      const store = await openStore();
+      await store.put('x', fields(), 0, meta());
+      // A folder where the state file should go makes the atomic rename fail.
+      await rm(join(dir, 'state.json'));
+      await mkdir(join(dir, 'state.json'));
+      const error: unknown = await store.put('x', fields({ percentage: 9 }), 1, meta()).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RampartError);
+      expect((error as RampartError).code).toBe('store-unavailable');
+      expect(await store.get('x')).toMatchObject({ version: 1, percentage: 12.5 });
+      expect((await store.snapshot()).revision).toBe(1);
+      await rmdir(join(dir, 'state.json'));
+      expect(await store.put('x', fields({ percentage: 9 }), 1, meta())).toMatchObject({ ok: true, revision: 2 });
+      expect((await readdir(dir)).sort()).toEqual(['lock', 'state.json']);
+    });
+
+    it('removes temp files a crashed writer left behind', async () => {
+      await writeFile(join(dir, 'state.json.4242.7.tmp'), '{"half":');
+      await openStore();
+      expect(await readdir(dir)).toEqual(['lock']);
+    });
+  });
+
+  describe('corrupt state file', () => {
+    it('refuses to start on a file that is not JSON, naming the file, and leaves it alone', async () => {
+      await writeFile(join(dir, 'state.json'), '{"format": "rampart-embedded-store", "revis');
+      const error = await openError(dir);
+      expect(error.code).toBe('internal');
+      expect(error.message).toContain(join(dir, 'state.json'));
+      expect(error.message).toContain('corrupt');
+      expect(await readFile(join(dir, 'state.json'), 'utf8')).toBe('{"format": "rampart-embedded-store", "revis');
+      // The failed start released its lock: once the file is fixed, the store opens.
+      expect(existsSync(join(dir, 'lock'))).toBe(false);
+      await rm(join(dir, 'state.json'));
+      await openStore();
+    });
+
+    it('refuses to start on JSON of the wrong shape, saying which field is wrong', async () => {
+      await writeFile(join(dir, 'state.json'), JSON.stringify({ format: 'rampart-embedded-store', formatVersion: 1, revision: 'three', flags: [], versions: {}, history: {} }));
+      const error = await openError(dir);
+      expect(error.message).toContain('corrupt');
+      expect(error.message).toContain('revision');
+    });
+
+    it('refuses to start when a flag disagrees with the version table', async () => {
+      const store = await openStore();
+      await store.put('x', fields(), 0, meta());
+      await store.close();
+      const state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as { versions: Record<string, number> };
+      state.versions.x = 9;
+      await writeFile(join(dir, 'state.json'), JSON.stringify(state));
+      expect((await openError(dir)).message).toContain(`flag 'x' has version 1`);
+    });
+  });
+
+  describe('lock', () => {
+    it('refuses a second store on a folder this live process holds, naming the pid and the folder', async () => {
+      await openStore();
+      const error = await openError(dir);
+      expect(error.code).toBe('conflict');
+      expect(error.message).toContain(String(process.pid));
+      expect(error.message).toContain(dir);
+    });
+
+    it('refuses a folder held by another live process, and takes it over once that process was killed', async () => {
+      const child = startChild('hold', dir);
+      children.push(child);
+      await vi.waitFor(() => { expect(child.lines).toContain('ready'); }, { timeout: 15_000 });
+      const error = await openError(dir);
+      expect(error.message).toContain(`process ${child.pid}`);
+      expect(error.message).toContain(dir);
+      child.process.kill('SIGKILL');
+      await child.exited;
+      const store = await openStore();
+      await store.put('after-takeover', fields(), 0, meta());
+      expect((await readFile(join(dir, 'lock'), 'utf8')).split(' ')[0]).toBe(String(process.pid));
+    });
+
+    it('takes over a stale lock whose pid has exited', async () => {
+      const exited = spawn(process.execPath, ['-e', '']);
+      await new Promise((resolve) => exited.once('exit', resolve));
+      await writeFile(join(dir, 'lock'), `${exited.pid ?? 0}\n`);
+      const store = await openStore();
+      expect(await store.snapshot()).toEqual({ revision: 0, flags: [] });
+    });
+
+    it('refuses a lock file it did not write rather than guessing', async () => {
+      await writeFile(join(dir, 'lock'), 'someone else\n');
+      const error = await openError(dir);
+      expect(error.message).toContain('not written by Rampart');
+    });
+
+    it('releases the lock on close, after which the store refuses calls and another may open', async () => {
+      const store = await openStore();
+      await store.close();
+      expect(existsSync(join(dir, 'lock'))).toBe(false);
+      await expect(store.get('x')).rejects.toMatchObject({ code: 'store-unavailable' });
+      await expect(store.put('x', fields(), 0, meta())).rejects.toMatchObject({ code: 'store-unavailable' });
+      await openStore();
+    });
+
+    it('finishes writes already accepted before close releases the lock', async () => {
+      const store = await openStore();
+      const writes = Array.from({ length: 5 }, (_, i) => store.put(`w${i}`, fields(), 0, meta()));
+      await store.close();
+      expect((await Promise.all(writes)).every((r) => r.ok)).toBe(true);
+      expect((await (await openStore()).snapshot()).revision).toBe(5);
+    });
+  });
+
+  it('keeps exactly historyLimit entries per flag', async () => {
+    const store = await openStore({ historyLimit: 3 });
+    for (let version = 0; version < 6; version++) await store.put('x', fields({ percentage: version }), version, meta());
+    expect((await store.history('x', { limit: 100 })).entries.map((e) => e.revision)).toEqual([6, 5, 4]);
+  });
+
+  it('rejects ping once its folder is gone', async () => {
+    const store = await openStore();
+    await store.ping();
+    await rm(dir, { recursive: true, force: true });
+    await expect(store.ping()).rejects.toMatchObject({ code: 'store-unavailable' });
+  });
+});
