@@ -18,6 +18,8 @@ export interface TestAppOptions extends Partial<Pick<AppDeps, 'adminTokens' | 's
   readonly store?: FlagStore;
   /** Default: a silent logger. */
   readonly logger?: Logger;
+  /** Default: a fresh registry (pass one to share it with an instrumented store). */
+  readonly registry?: Registry;
 }
 
 /** A built app, its dependencies, and one call to tear it all down. */
@@ -42,7 +44,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const dir = options.store === undefined ? await mkdtemp(join(tmpdir(), 'rampart-api-')) : undefined;
   const store = options.store ?? (await createEmbeddedStore({ dir: dir ?? '' }));
   const logger = options.logger ?? createLogger('silent');
-  const registry = new Registry();
+  const registry = options.registry ?? new Registry();
   const cache = new SnapshotCache({ store, logger });
   let app: FastifyInstance | undefined;
   const close = async (): Promise<void> => {
