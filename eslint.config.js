@@ -5,6 +5,9 @@ import tseslint from 'typescript-eslint';
 const serverOnly = ['fastify', 'fastify-plugin', 'ioredis', 'pino', 'zod', '@opentelemetry/*', 'yaml'];
 const pattern = (group, message) => ({ group, message });
 
+// Store adapters (Redis, embedded file); interfaces such as flag-store.ts stay importable.
+const storeAdapters = ['../store/redis-*', '../store/embedded-*', '../../store/redis-*', '../../store/embedded-*'];
+
 /** Folder -> import patterns it may not use. */
 const boundaries = {
   'sdk/src/**': [
@@ -19,14 +22,14 @@ const boundaries = {
     pattern(['../api/*', '../guard/*', '../metrics/*'], 'store imports core only.'),
   ],
   'src/metrics/**': [
-    pattern(['../api/*', '../guard/*', '../store/*-store.js', '!../store/flag-store.js'], 'metrics imports core and interfaces only.'),
+    pattern(['../api/*', '../guard/*', ...storeAdapters], 'metrics imports core and interfaces only.'),
   ],
   'src/guard/**': [
-    pattern(['../api/*', '../store/redis-store.js', '../store/embedded-store.js', '../metrics/*-source.js'], 'guard uses interfaces, never adapters.'),
+    pattern(['../api/*', ...storeAdapters, '../metrics/*-source.js'], 'guard uses interfaces, never adapters.'),
     pattern(['fastify', 'fastify-plugin'], 'guard does not depend on the HTTP layer.'),
   ],
   'src/api/**': [
-    pattern(['../store/redis-store.js', '../store/embedded-store.js', '../../store/redis-store.js', '../../store/embedded-store.js', '../guard/*', '../../guard/*'], 'api uses interfaces; only the composition root wires adapters.'),
+    pattern([...storeAdapters, '../guard/*', '../../guard/*'], 'api uses interfaces; only the composition root wires adapters.'),
   ],
 };
 
