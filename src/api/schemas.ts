@@ -43,30 +43,23 @@ function rejectReadOnly(value: Record<string, unknown>, ctx: z.RefinementCtx): v
 
 const readOnlyFields = { key: flagKey.optional(), version: z.unknown().optional(), updatedAt: z.unknown().optional(), updatedBy: z.unknown().optional() };
 
+// PUT and PATCH accept the same fields; they differ only in what an omitted field means.
+const bodyShape = {
+  ...readOnlyFields,
+  description: editable.description.optional(),
+  enabled: editable.enabled.optional(),
+  percentage: editable.percentage.optional(),
+  groupId: editable.groupId.optional(),
+  stickiness: editable.stickiness.optional(),
+  reason: editable.reason.optional(),
+};
+
 /** PUT body: the whole flag; omitted fields take their defaults. */
-export const putFlagBody = z
-  .strictObject({
-    ...readOnlyFields,
-    description: editable.description.optional(),
-    enabled: editable.enabled.optional(),
-    percentage: editable.percentage.optional(),
-    groupId: editable.groupId.optional(),
-    stickiness: editable.stickiness.optional(),
-    reason: editable.reason.optional(),
-  })
-  .superRefine(rejectReadOnly);
+export const putFlagBody = z.strictObject(bodyShape).superRefine(rejectReadOnly);
 
 /** PATCH body: only the fields to change, at least one. */
 export const patchFlagBody = z
-  .strictObject({
-    ...readOnlyFields,
-    description: editable.description.optional(),
-    enabled: editable.enabled.optional(),
-    percentage: editable.percentage.optional(),
-    groupId: editable.groupId.optional(),
-    stickiness: editable.stickiness.optional(),
-    reason: editable.reason.optional(),
-  })
+  .strictObject(bodyShape)
   .superRefine(rejectReadOnly)
   .refine(
     (body) => ['description', 'enabled', 'percentage', 'groupId', 'stickiness'].some((f) => f in body),
