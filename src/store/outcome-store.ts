@@ -40,6 +40,8 @@ export const LATENCY_BUCKETS_MS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 500
  * after a retention period. The guard reads them through `summary`.
  */
 export interface OutcomeStore {
+  /** How far back counters are kept; the API refuses longer windows. Optional so fakes need not say. */
+  readonly retentionMs?: number;
   record(events: readonly OutcomeEvent[]): Promise<void>;
   /** Aggregates of both cohorts over the `windowMs` before `now`. */
   summary(flagKey: string, windowMs: number, now: Date): Promise<OutcomeSummary>;
