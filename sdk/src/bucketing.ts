@@ -27,58 +27,38 @@ export interface HashPrefix {
 // Scratch output of absorb() for building prefixes; evaluation is synchronous, so sharing is safe.
 const scratch = { h: 0, k: 0, n: 0 };
 
+// Only ids with a non-ASCII character pay for an encoding; TextEncoder turns a lone surrogate
+// into U+FFFD, like Buffer and every UTF-8 encoder the other SDKs use.
+const utf8 = new TextEncoder();
+
 /**
- * Feeds the UTF-8 bytes of `s` into a MurmurHash3 state, straight from UTF-16 char codes (no
- * string concatenation, no byte array). With `out` it stores the state there and returns 0;
- * without, it finalises and returns the hash as a signed 32-bit integer. State lives in locals
- * so the optimiser keeps it in registers and nothing is allocated per call.
+ * Feeds the UTF-8 bytes of `s` into a MurmurHash3 state. ASCII ids (the common case) are read
+ * straight from their char codes: no string concatenation, no byte array. With `out` it stores
+ * the state there and returns 0; without, it finalises and returns the hash as a signed 32-bit
+ * integer. State lives in locals so the optimiser keeps it in registers.
  */
 function absorb(h0: number, k0: number, n0: number, s: string, out?: { h: number; k: number; n: number }): number {
   let h = h0;
   let k = k0;
   let n = n0;
-  const len = s.length;
+  let bytes: Uint8Array | undefined;
+  let len = s.length;
   for (let i = 0; i < len; i++) {
-    let c = s.charCodeAt(i);
-    // UTF-8 bytes of this code point, first byte lowest, and how many there are.
-    let bytes: number;
-    let count: number;
-    if (c < 0x80) {
-      bytes = c;
-      count = 1;
-    } else if (c < 0x800) {
-      bytes = (0xc0 | (c >> 6)) | ((0x80 | (c & 0x3f)) << 8);
-      count = 2;
-    } else {
-      if (c >= 0xd800 && c <= 0xdfff) {
-        const next = i + 1 < len ? s.charCodeAt(i + 1) : 0;
-        if (c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
-          c = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
-          i++;
-        } else {
-          // A lone surrogate is encoded as U+FFFD, exactly as TextEncoder and Buffer do.
-          c = 0xfffd;
-        }
-      }
-      if (c >= 0x10000) {
-        bytes = (0xf0 | (c >> 18)) | ((0x80 | ((c >> 12) & 0x3f)) << 8) | ((0x80 | ((c >> 6) & 0x3f)) << 16) | ((0x80 | (c & 0x3f)) << 24);
-        count = 4;
-      } else {
-        bytes = (0xe0 | (c >> 12)) | ((0x80 | ((c >> 6) & 0x3f)) << 8) | ((0x80 | (c & 0x3f)) << 16);
-        count = 3;
-      }
+    if (s.charCodeAt(i) > 0x7f) {
+      bytes = utf8.encode(s);
+      len = bytes.length;
+      break;
     }
-    for (let j = 0; j < count; j++) {
-      k |= ((bytes >>> (j << 3)) & 0xff) << ((n & 3) << 3);
-      n++;
-      if ((n & 3) === 0) {
-        k = Math.imul(k, C1);
-        k = (k << 15) | (k >>> 17);
-        h ^= Math.imul(k, C2);
-        h = (h << 13) | (h >>> 19);
-        h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-        k = 0;
-      }
+  }
+  for (let i = 0; i < len; i++) {
+    k |= (bytes === undefined ? s.charCodeAt(i) : (bytes[i] ?? 0)) << ((n & 3) << 3);
+    if ((++n & 3) === 0) {
+      k = Math.imul(k, C1);
+      k = (k << 15) | (k >>> 17);
+      h ^= Math.imul(k, C2);
+      h = (h << 13) | (h >>> 19);
+      h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+      k = 0;
     }
   }
   if (out !== undefined) {
@@ -97,8 +77,7 @@ function absorb(h0: number, k0: number, n0: number, s: string, out?: { h: number
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h;
+  return h ^ (h >>> 16);
 }
 
 function toBucket(signedHash: number): number {
@@ -117,7 +96,7 @@ function toBucket(signedHash: number): number {
 export function hashPrefix(groupId: string): HashPrefix {
   absorb(0, 0, 0, groupId, scratch);
   absorb(scratch.h, scratch.k, scratch.n, ':', scratch);
-  return { h: scratch.h, k: scratch.k, n: scratch.n };
+  return { ...scratch };
 }
 
 /**
@@ -137,9 +116,8 @@ export function bucketWithPrefix(prefix: HashPrefix, unitId: string): number {
  * hashUnit('new-checkout', 'user-42'); // 1499260774, in every process and every SDK
  */
 export function hashUnit(groupId: string, unitId: string): number {
-  absorb(0, 0, 0, groupId, scratch);
-  absorb(scratch.h, scratch.k, scratch.n, ':', scratch);
-  return absorb(scratch.h, scratch.k, scratch.n, unitId) >>> 0;
+  const p = hashPrefix(groupId);
+  return absorb(p.h, p.k, p.n, unitId) >>> 0;
 }
 
 /**
@@ -149,9 +127,7 @@ export function hashUnit(groupId: string, unitId: string): number {
  * bucket('new-checkout', 'user-42'); // 74607: in a rollout of more than 74.607 %
  */
 export function bucket(groupId: string, unitId: string): number {
-  absorb(0, 0, 0, groupId, scratch);
-  absorb(scratch.h, scratch.k, scratch.n, ':', scratch);
-  return toBucket(absorb(scratch.h, scratch.k, scratch.n, unitId));
+  return bucketWithPrefix(hashPrefix(groupId), unitId);
 }
 
 /**
@@ -171,8 +147,22 @@ export function percentageToThousandths(percentage: number): number {
  * isValidPercentage(0.001); // true
  * isValidPercentage(1.0005); // false
  */
-export function isValidPercentage(percentage: number): boolean {
-  if (!Number.isFinite(percentage) || percentage < 0 || percentage > 100) return false;
+export function isValidPercentage(percentage: unknown): boolean {
+  return thresholdFor(percentage) !== undefined;
+}
+
+/**
+ * The exclusive bucket bound of a percentage, or undefined when it is not a valid one (not a
+ * number, outside 0..100, more than three decimals).
+ *
+ * @example
+ * thresholdFor(12.345); // 12345
+ * thresholdFor(1.0005); // undefined
+ */
+export function thresholdFor(percentage: unknown): number | undefined {
+  if (typeof percentage !== 'number') return undefined;
   const thousandths = percentage * 1000;
-  return Math.abs(thousandths - Math.round(thousandths)) < 1e-6;
+  const whole = Math.round(thousandths);
+  // NaN fails every comparison; the tolerance absorbs binary rounding such as 12.345 * 1000.
+  return whole >= 0 && whole <= BUCKET_COUNT && Math.abs(thousandths - whole) < 1e-6 ? whole : undefined;
 }

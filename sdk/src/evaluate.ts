@@ -1,4 +1,4 @@
-import { bucket, isValidPercentage, percentageToThousandths } from './bucketing.js';
+import { bucketWithPrefix, hashPrefix, thresholdFor } from './bucketing.js';
 import { DEFAULT_STICKINESS } from './snapshot.js';
 import type { EvaluationContext, FlagConfig, FlagSnapshot } from './snapshot.js';
 
@@ -21,32 +21,25 @@ export interface Evaluation {
  * Non-empty strings and finite numbers count; anything else is missing.
  */
 export function unitIdOf(context: EvaluationContext | undefined, stickiness: string): string | undefined {
-  if (typeof context === 'string') {
-    return stickiness === DEFAULT_STICKINESS && context !== '' ? context : undefined;
-  }
   // JavaScript callers can pass null or a number where the types say otherwise.
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
-  if (context === null || typeof context !== 'object') return undefined;
-  const value: unknown = Object.hasOwn(context, stickiness) ? context[stickiness] : undefined;
-  if (typeof value === 'string') return value === '' ? undefined : value;
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  return undefined;
+  /* eslint-disable @typescript-eslint/no-unnecessary-condition */
+  const value: unknown =
+    typeof context === 'string'
+      ? stickiness === DEFAULT_STICKINESS
+        ? context
+        : undefined
+      : typeof context === 'object' && context !== null && Object.hasOwn(context, stickiness)
+        ? context[stickiness]
+        : undefined;
+  /* eslint-enable @typescript-eslint/no-unnecessary-condition */
+  return typeof value === 'string' ? value || undefined : typeof value === 'number' && Number.isFinite(value) ? String(value) : undefined;
 }
 
 /** Own-property lookup, so `constructor` or `__proto__` never resolve to Object's members. */
 export function flagOf(snapshot: FlagSnapshot | undefined, flagKey: string): FlagConfig | undefined {
   // JavaScript callers can hand over a snapshot without `flags`; that is "not found", not a throw.
-   
   if (snapshot?.flags == null || typeof flagKey !== 'string') return undefined;
   return Object.hasOwn(snapshot.flags, flagKey) ? snapshot.flags[flagKey] : undefined;
-}
-
-/**
- * The exclusive bucket bound of a flag, or undefined when its percentage is not a valid
- * percentage (not a number, outside 0..100, more than three decimals).
- */
-export function thresholdOf(flag: FlagConfig): number | undefined {
-  return typeof flag.percentage === 'number' && isValidPercentage(flag.percentage) ? percentageToThousandths(flag.percentage) : undefined;
 }
 
 /**
@@ -67,13 +60,13 @@ export function evaluateFlag(
   try {
     if (!flag.enabled) return { value: false, reason: 'DISABLED' };
     const unitId = unitIdOf(context, flag.stickiness ?? DEFAULT_STICKINESS);
-    const threshold = thresholdOf(flag);
+    const threshold = thresholdFor(flag.percentage);
     if (threshold === undefined) return { value: defaultValue, reason: 'ERROR', errorCode: 'PARSE_ERROR' };
     if (unitId === undefined) {
       if (threshold === 0) return { value: false, reason: 'SPLIT' };
       return { value: defaultValue, reason: 'DEFAULT', errorCode: 'TARGETING_KEY_MISSING' };
     }
-    const b = bucket(flag.groupId ?? flagKey, unitId);
+    const b = bucketWithPrefix(hashPrefix(flag.groupId ?? flagKey), unitId);
     return { value: b < threshold, reason: 'SPLIT', bucket: b };
   } catch {
     return { value: defaultValue, reason: 'ERROR', errorCode: 'GENERAL' };
@@ -92,9 +85,6 @@ export function evaluate(
   context: EvaluationContext | undefined,
   defaultValue = false,
 ): Evaluation {
-  try {
-    return evaluateFlag(flagKey, flagOf(snapshot, flagKey), context, defaultValue);
-  } catch {
-    return { value: defaultValue, reason: 'ERROR', errorCode: 'GENERAL' };
-  }
+  // flagOf never throws and evaluateFlag catches: nothing left to guard here.
+  return evaluateFlag(flagKey, flagOf(snapshot, flagKey), context, defaultValue);
 }

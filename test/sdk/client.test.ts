@@ -35,19 +35,18 @@ describe('createClient', () => {
   });
 
   it.each<[string, ClientOptions]>([
-    ['without offline', { bootstrap: snapshot }],
-    ['with offline: false', { bootstrap: snapshot, offline: false }],
+    ['with a bootstrap but neither url nor offline', { bootstrap: snapshot }],
+    ['with offline: false and no url', { bootstrap: snapshot, offline: false }],
     ['with no options at all', {}],
-  ])('throws a TypeError that asks for offline: true when called %s', (_name, options) => {
+  ])('throws a TypeError that asks for a url or offline: true when called %s', (_name, options) => {
     expect(() => createClient(options)).toThrow(TypeError);
-    expect(() => createClient(options)).toThrow(/offline: true/);
+    expect(() => createClient(options)).toThrow(/needs a url, or a bootstrap with offline: true/);
   });
 
-  it('reports status ready, the bootstrap revision and the snapshot', () => {
+  it('reports status ready and the bootstrap revision', () => {
     const client = createClient({ bootstrap: snapshot, offline: true });
     expect(client.status).toBe('ready');
     expect(client.revision).toBe(12);
-    expect(client.snapshot).toBe(snapshot);
   });
 
   it('resolves ready() at once for an offline client with a bootstrap', async () => {
@@ -58,7 +57,6 @@ describe('createClient', () => {
     const client = createClient({ offline: true });
     expect(client.status).toBe('error');
     expect(client.revision).toBe(-1);
-    expect(client.snapshot).toBeUndefined();
     await expect(client.ready()).rejects.toThrow(/no flag configuration/);
     expect(client.isEnabled('async-reports', 'user-42', true)).toBe(true);
     expect(client.evaluate('async-reports', 'user-42')).toEqual({ value: false, reason: 'DEFAULT', errorCode: 'FLAG_NOT_FOUND' });

@@ -4,7 +4,7 @@ import { toFlagConfig } from '../../core/flag.js';
 import type { Gauge } from '../../prometheus.js';
 import type { FlagChange } from '../../core/flag.js';
 import { etag, notModified } from '../conditional.js';
-import type { SnapshotCache } from '../snapshot-cache.js';
+import type { AppliedChanges, SnapshotCache } from '../snapshot-cache.js';
 
 export interface StreamOptions {
   /** Gauge of open streams, exported on /metrics. */
@@ -40,6 +40,16 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
   const maxPerToken = options.maxStreamsPerToken ?? 1000;
   const openPerToken = new Map<string, number>();
   const open = new Set<FastifyReply>();
+  // Every stream gets the same batch object: serialise it once, not once per connection.
+  let lastBatch: AppliedChanges | undefined;
+  let lastFrame = '';
+  const frameOf = (applied: AppliedChanges): string => {
+    if (applied !== lastBatch) {
+      lastBatch = applied;
+      lastFrame = changeFrame(applied.changes, applied.revision);
+    }
+    return lastFrame;
+  };
 
   return async (app: FastifyInstance): Promise<void> => {
     // preClose, not onClose: the server waits for open connections before onClose runs.
@@ -78,8 +88,9 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
         sentRevision = revision;
         reply.raw.write(text);
       };
-      const unsubscribe = cache.onChange(({ changes, revision }) => {
-        const text = changeFrame(changes, revision);
+      const unsubscribe = cache.onChange((applied) => {
+        const { revision } = applied;
+        const text = frameOf(applied);
         if (pending === undefined) send(text, revision);
         else pending.push({ text, revision });
       });
