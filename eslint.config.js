@@ -25,7 +25,7 @@ const boundaries = {
     pattern(['../api/*', '../guard/*', ...storeAdapters], 'metrics imports core and interfaces only.'),
   ],
   'src/guard/**': [
-    pattern(['../api/*', ...storeAdapters, '../metrics/*-source.js'], 'guard uses interfaces, never adapters.'),
+    pattern(['../api/*', ...storeAdapters, '../metrics/*-source.js', '!../metrics/metric-source.js', '../metrics/sources.js'], 'guard uses interfaces, never adapters.'),
     pattern(['fastify', 'fastify-plugin'], 'guard does not depend on the HTTP layer.'),
   ],
   'src/api/**': [

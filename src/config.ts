@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseDuration } from './core/duration.js';
 
 const list = z
   .string()
@@ -25,6 +26,20 @@ function tokens(role: string) {
   );
 }
 
+// A duration variable such as `1s` or `15s`, parsed to milliseconds.
+const durationVar = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((v) => {
+      try {
+        return parseDuration(v) > 0;
+      } catch {
+        return false;
+      }
+    }, 'must be a positive duration such as 500ms, 1s or 15s')
+    .transform((v) => parseDuration(v));
+
 const level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 const schema = z.object({
@@ -41,6 +56,11 @@ const schema = z.object({
   RAMPART_SDK_TOKENS: tokens('sdk'),
   RAMPART_CORS_ORIGINS: list,
   RAMPART_GUARD: z.enum(['on', 'off']).default('on'),
+  RAMPART_GUARD_INTERVAL: durationVar('1s'),
+  RAMPART_GUARD_LEASE_TTL: durationVar('15s'),
+  RAMPART_GUARD_SOURCE_TIMEOUT: durationVar('5s'),
+  RAMPART_NOTIFY_TIMEOUT: durationVar('2s'),
+  RAMPART_GUARD_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   LOG_LEVEL: level.default('info'),
 });
 
@@ -55,6 +75,16 @@ export interface Config {
   readonly sdkTokens: readonly Token[];
   readonly corsOrigins: readonly string[];
   readonly guard: boolean;
+  /** How often the guard wakes to renew its lease and tick due plans (ms). */
+  readonly guardIntervalMs: number;
+  /** Time to live of the guard lease (ms); a dead worker is replaced after at most this long. */
+  readonly guardLeaseTtlMs: number;
+  /** Longest wait for one metric observation (ms). */
+  readonly guardSourceTimeoutMs: number;
+  /** Longest wait for one webhook attempt (ms). */
+  readonly notifyTimeoutMs: number;
+  /** `rampart guard` serves /metrics and /healthz on this port (on HOST) when set. */
+  readonly guardMetricsPort: number | undefined;
   readonly logLevel: z.infer<typeof level>;
 }
 
@@ -93,8 +123,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     sdkTokens: e.RAMPART_SDK_TOKENS,
     corsOrigins: e.RAMPART_CORS_ORIGINS,
     guard: e.RAMPART_GUARD === 'on',
+    guardIntervalMs: e.RAMPART_GUARD_INTERVAL,
+    guardLeaseTtlMs: e.RAMPART_GUARD_LEASE_TTL,
+    guardSourceTimeoutMs: e.RAMPART_GUARD_SOURCE_TIMEOUT,
+    notifyTimeoutMs: e.RAMPART_NOTIFY_TIMEOUT,
+    guardMetricsPort: e.RAMPART_GUARD_METRICS_PORT,
     logLevel: e.LOG_LEVEL,
   };
+  if (config.guardLeaseTtlMs < 3 * config.guardIntervalMs) {
+    throw new ConfigError('invalid configuration:\n  RAMPART_GUARD_LEASE_TTL: must be at least 3 times RAMPART_GUARD_INTERVAL, so the lease is renewed before it expires');
+  }
   if (config.adminTokens.length === 0 && !isLoopbackHost(config.host)) {
     throw new ConfigError(
       `refusing to start: HOST=${config.host} is reachable from other machines and RAMPART_ADMIN_TOKENS is empty; set admin tokens or bind to 127.0.0.1`,

@@ -3,6 +3,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RampartError } from '../../src/core/errors.js';
 import { defaultFields } from '../../src/core/flag.js';
 import type { FlagFields } from '../../src/core/flag.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { outcomeRoutes } from '../../src/api/routes/outcomes.js';
+import { rolloutRoutes } from '../../src/api/routes/rollouts.js';
+import { createEmbeddedOutcomeStore } from '../../src/store/embedded-outcome-store.js';
+import { createEmbeddedRolloutStore } from '../../src/store/embedded-rollout-store.js';
 import { buildTestApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { appRoutes, assertDocumented, assertSchema, difference, expectResponseMatches, loadSpec, SPEC_PATH, specRoutes } from '../support/openapi.js';
@@ -33,17 +40,25 @@ describe('openapi/openapi.yaml', () => {
 
 describe('the HTTP contract', () => {
   let t: TestApp;
+  let extras: { dir: string; close: () => Promise<void> };
   const seed = async (key: string, fields: Partial<FlagFields>): Promise<void> => {
     const current = await t.store.get(key);
     const result = await t.store.put(key, { ...defaultFields(key), ...fields }, current?.version ?? 0, { actor: 'seed', source: 'api', at: new Date(), reason: 'test data' });
     expect(result.ok).toBe(true);
   };
   beforeAll(async () => {
+    // The production plugin set (rollouts, outcomes) as main.ts registers it, so the route-set
+    // comparison covers every route a real server has.
+    const dir = mkdtempSync(join(tmpdir(), 'rampart-openapi-'));
+    const rollouts = await createEmbeddedRolloutStore({ dir });
+    const outcomes = await createEmbeddedOutcomeStore({ dir });
+    extras = { dir, close: async () => { await rollouts.close(); await outcomes.close(); rmSync(dir, { recursive: true, force: true }); } };
     t = await buildTestApp({
       adminTokens: [{ name: 'ops', secret: 'admin-secret' }],
       sdkTokens: [{ name: 'web', secret: 'sdk-secret' }],
       // No stream may open, so the 429 answer can be checked without holding a stream open.
       stream: { maxStreamsPerToken: 0 },
+      pluginsFor: ({ store, cache, registry }) => [rolloutRoutes({ flags: store, rollouts, storeRedis: false }), outcomeRoutes({ outcomes, cache, registry })],
     });
     // Seeded through the store, so the read checks do not depend on the write routes.
     await seed('new-checkout', { description: 'New checkout', enabled: true, percentage: 12.5 });
@@ -53,6 +68,7 @@ describe('the HTTP contract', () => {
   });
   afterAll(async () => {
     await t.close();
+    await extras.close();
   });
 
   it('documents exactly the routes the app registers (HEAD and OPTIONS aside)', () => {

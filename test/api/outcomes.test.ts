@@ -1,9 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { parse } from 'yaml';
 import { outcomeRoutes } from '../../src/api/routes/outcomes.js';
 import type { OutcomeLimits } from '../../src/api/routes/outcomes.js';
 import { SnapshotCache } from '../../src/api/snapshot-cache.js';
@@ -16,26 +14,16 @@ import { createLogger } from '../../src/telemetry.js';
 import { buildTestApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { expectResponseMatches, loadSpec } from '../support/openapi.js';
-import type { HttpMethod, JsonObject, OpenApiSpec, ResponseLike } from '../support/openapi.js';
+import type { HttpMethod, OpenApiSpec, ResponseLike } from '../support/openapi.js';
 
 const ADMIN = { authorization: 'Bearer admin-secret' };
 const WEB = { authorization: 'Bearer sdk-web' };
 const MOBILE = { authorization: 'Bearer sdk-mobile' };
 const POST = '/sdk/v1/outcomes';
 
-/** openapi.yaml with openapi/fragments/outcomes.yaml merged in, as the lead will merge it. */
+/** The HTTP contract, openapi/openapi.yaml. */
 function mergedSpec(): OpenApiSpec {
-  const spec = loadSpec();
-  const fragment = parse(readFileSync(new URL('../../openapi/fragments/outcomes.yaml', import.meta.url), 'utf8')) as {
-    paths: Record<string, JsonObject>;
-    components: { schemas: JsonObject };
-  };
-  const components = spec.components as { schemas: JsonObject } & JsonObject;
-  return {
-    ...spec,
-    paths: { ...spec.paths, ...fragment.paths },
-    components: { ...components, schemas: { ...components.schemas, ...fragment.components.schemas } },
-  };
+  return loadSpec();
 }
 
 const spec = mergedSpec();

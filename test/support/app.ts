@@ -20,6 +20,8 @@ export interface TestAppOptions extends Partial<Pick<AppDeps, 'adminTokens' | 's
   readonly logger?: Logger;
   /** Default: a fresh registry (pass one to share it with an instrumented store). */
   readonly registry?: Registry;
+  /** Route plugins that need the app's own store, cache or registry (added after `plugins`). */
+  readonly pluginsFor?: (deps: { readonly store: FlagStore; readonly cache: SnapshotCache; readonly registry: Registry }) => NonNullable<AppDeps['plugins']>;
 }
 
 /** A built app, its dependencies, and one call to tear it all down. */
@@ -67,7 +69,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
       sdkTokens: options.sdkTokens ?? [],
       ...(options.corsOrigins === undefined ? {} : { corsOrigins: options.corsOrigins }),
       ...(options.stream === undefined ? {} : { stream: options.stream }),
-      ...(options.plugins === undefined ? {} : { plugins: options.plugins }),
+      plugins: [...(options.plugins ?? []), ...(options.pluginsFor?.({ store, cache, registry }) ?? [])],
     });
     await app.ready();
   } catch (error) {
