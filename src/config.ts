@@ -61,6 +61,11 @@ const schema = z.object({
   RAMPART_GUARD_SOURCE_TIMEOUT: durationVar('5s'),
   RAMPART_NOTIFY_TIMEOUT: durationVar('2s'),
   RAMPART_GUARD_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  RAMPART_OUTCOME_SLICE: durationVar('10s'),
+  RAMPART_OUTCOME_RETENTION: durationVar('48h'),
+  RAMPART_OUTCOME_BATCHES_PER_SECOND: z.coerce.number().int().min(1).default(50),
+  RAMPART_OUTCOME_EVENTS_PER_MINUTE: z.coerce.number().int().min(1).default(20_000),
+  RAMPART_MAX_STREAMS_PER_TOKEN: z.coerce.number().int().min(0).default(1000),
   LOG_LEVEL: level.default('info'),
 });
 
@@ -85,6 +90,14 @@ export interface Config {
   readonly notifyTimeoutMs: number;
   /** `rampart guard` serves /metrics and /healthz on this port (on HOST) when set. */
   readonly guardMetricsPort: number | undefined;
+  /** Outcome counter slice and retention (ms); serve and guard must agree on the slice. */
+  readonly outcomeSliceMs: number;
+  readonly outcomeRetentionMs: number;
+  /** Per-token outcome ingestion limits (per server process). */
+  readonly outcomeBatchesPerSecond: number;
+  readonly outcomeEventsPerMinute: number;
+  /** Open event streams allowed per token (per server process). */
+  readonly maxStreamsPerToken: number;
   readonly logLevel: z.infer<typeof level>;
 }
 
@@ -128,6 +141,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     guardSourceTimeoutMs: e.RAMPART_GUARD_SOURCE_TIMEOUT,
     notifyTimeoutMs: e.RAMPART_NOTIFY_TIMEOUT,
     guardMetricsPort: e.RAMPART_GUARD_METRICS_PORT,
+    outcomeSliceMs: e.RAMPART_OUTCOME_SLICE,
+    outcomeRetentionMs: e.RAMPART_OUTCOME_RETENTION,
+    outcomeBatchesPerSecond: e.RAMPART_OUTCOME_BATCHES_PER_SECOND,
+    outcomeEventsPerMinute: e.RAMPART_OUTCOME_EVENTS_PER_MINUTE,
+    maxStreamsPerToken: e.RAMPART_MAX_STREAMS_PER_TOKEN,
     logLevel: e.LOG_LEVEL,
   };
   if (config.guardLeaseTtlMs < 3 * config.guardIntervalMs) {

@@ -37,10 +37,18 @@ export interface RunningServer {
 }
 
 /** Opens the store the configuration names: Redis with REDIS_URL, else the embedded file store. */
-export async function openStore(config: Config): Promise<FlagStore> {
+export async function openStore(config: Config, onError?: (error: Error) => void): Promise<FlagStore> {
   return config.redisUrl === undefined
-    ? createEmbeddedStore({ dir: config.dataDir })
-    : createRedisStore({ url: config.redisUrl, prefix: config.redisPrefix });
+    ? createEmbeddedStore({ dir: config.dataDir, onError })
+    : createRedisStore({ url: config.redisUrl, prefix: config.redisPrefix, onError });
+}
+
+/** Background store errors (lost subscriptions, failed file writes) that no caller awaits. */
+function storeErrorLogger(logger: Logger, component: string): (error: Error) => void {
+  const log = logger.child({ component });
+  return (error) => {
+    log.warn({ err: error }, 'store background error');
+  };
 }
 
 /** Opens the rollout plan store beside the flag store. */
@@ -51,10 +59,11 @@ export async function openRolloutStore(config: Config): Promise<RolloutStore> {
 }
 
 /** Opens the outcome counters beside the flag store. */
-export async function openOutcomeStore(config: Config): Promise<OutcomeStore> {
+export async function openOutcomeStore(config: Config, onError?: (error: Error) => void): Promise<OutcomeStore> {
+  const options = { sliceMs: config.outcomeSliceMs, retentionMs: config.outcomeRetentionMs, onError };
   return config.redisUrl === undefined
-    ? createEmbeddedOutcomeStore({ dir: config.dataDir })
-    : createRedisOutcomeStore({ url: config.redisUrl, prefix: config.redisPrefix });
+    ? createEmbeddedOutcomeStore({ dir: config.dataDir, ...options })
+    : createRedisOutcomeStore({ url: config.redisUrl, prefix: config.redisPrefix, ...options });
 }
 
 /** A started guard and how to stop it. */
@@ -109,7 +118,8 @@ export async function startGuard(
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const log = logger.child({ component: 'serve' });
   const registry = new Registry();
-  const raw = await openStore(config);
+  const onError = storeErrorLogger(logger, 'serve');
+  const raw = await openStore(config, onError);
   const closers: (() => Promise<void>)[] = [() => raw.close()];
   const closeAll = async (): Promise<void> => {
     for (const close of closers.reverse()) await close().catch(() => undefined);
@@ -118,7 +128,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const store = instrumentStore(raw, registry);
     const rollouts = await openRolloutStore(config);
     closers.push(() => rollouts.close());
-    const outcomes = await openOutcomeStore(config);
+    const outcomes = await openOutcomeStore(config, onError);
     closers.push(() => outcomes.close());
     // API writes that move a flag off its running plan pause the plan; the guard writes unwrapped.
     const apiStore = pauseOnManualChange(store, rollouts, logger);
@@ -133,7 +143,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       adminTokens: config.adminTokens,
       sdkTokens: config.sdkTokens,
       corsOrigins: config.corsOrigins,
-      plugins: [rolloutRoutes({ flags: store, rollouts, storeRedis: config.redisUrl !== undefined }), outcomeRoutes({ outcomes, cache, registry })],
+      stream: { maxStreamsPerToken: config.maxStreamsPerToken },
+      plugins: [
+        rolloutRoutes({ flags: store, rollouts, storeRedis: config.redisUrl !== undefined }),
+        outcomeRoutes({ outcomes, cache, registry, limits: { batchesPerSecond: config.outcomeBatchesPerSecond, eventsPerMinute: config.outcomeEventsPerMinute } }),
+      ],
     });
     closers.push(() => app.close());
     const address = await app.listen({ port: config.port, host: config.host });
@@ -205,9 +219,10 @@ export async function startGuardProcess(config: Config, logger: Logger): Promise
   const url = config.redisUrl;
   if (url === undefined) throw new ConfigError('rampart guard needs REDIS_URL: it shares the stores with rampart serve through Redis (with the embedded store, rampart serve runs the guard itself)');
   const registry = new Registry();
-  const flags = await createRedisStore({ url, prefix: config.redisPrefix });
+  const onError = storeErrorLogger(logger, 'guard');
+  const flags = await openStore(config, onError);
   const rollouts = await createRedisRolloutStore({ url, prefix: config.redisPrefix });
-  const outcomes = await createRedisOutcomeStore({ url, prefix: config.redisPrefix });
+  const outcomes = await openOutcomeStore(config, onError);
   const guard = await startGuard(config, logger, { flags, rollouts, outcomes, registry });
   const metrics = config.guardMetricsPort === undefined ? undefined : await serveGuardMetrics(registry, config.host, config.guardMetricsPort);
   logger.info({ component: 'guard', metrics: metrics?.url }, 'rampart guard started');
