@@ -1,10 +1,11 @@
 // Outcome counters for the embedded (single-process) install: in memory, written to
 // `dir/outcomes.json` at most once a second and on close. Outcomes are telemetry: a crash may
 // lose the last second of counts, which flags (written before each change resolves) never do.
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { RampartError } from '../core/errors.js';
+import { writeFileAtomic } from './atomic-file.js';
 import { FLAG_KEY_PATTERN } from '../core/flag.js';
 import { parseStored } from './codec.js';
 import {
@@ -87,7 +88,6 @@ export class EmbeddedOutcomeStore implements OutcomeStore {
   private timer: NodeJS.Timeout | undefined;
   private lastPersist = 0;
   private persisting: Promise<void> = Promise.resolve();
-  private tempCounter = 0;
   private closed = false;
 
   private constructor(options: EmbeddedOutcomeStoreOptions, sliceMs: number, retentionMs: number) {
@@ -255,29 +255,10 @@ export class EmbeddedOutcomeStore implements OutcomeStore {
     this.prune();
   }
 
-  /** Atomic replace: temp file, fsync, rename over, fsync the folder. */
-  private async writeFile(text: string): Promise<void> {
-    const temp = join(this.dir, `${FILE}.${process.pid}.${++this.tempCounter}.tmp`);
-    try {
-      const handle = await open(temp, 'w', 0o600);
-      try {
-        await handle.writeFile(text, 'utf8');
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, this.file);
-      const folder = await open(this.dir, 'r');
-      try {
-        await folder.sync();
-      } finally {
-        await folder.close();
-      }
-    } catch (error) {
-      await unlink(temp).catch(() => undefined);
-      throw new RampartError('store-unavailable', `could not write ${this.file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-    }
+  private writeFile(text: string): Promise<void> {
+    return writeFileAtomic(this.file, text);
   }
+
 }
 
 function seriesKey(flagKey: string, cohort: Cohort): string {

@@ -1,10 +1,11 @@
 // The embedded adapter: one process, state in memory, every change persisted to one JSON file
 // before the write resolves. For a laptop or a single-node install without Redis.
 import { constants } from 'node:fs';
-import { access, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { RampartError } from '../core/errors.js';
+import { writeFileAtomic } from './atomic-file.js';
 import type { ChangeMeta, Flag, FlagChange, FlagFields, HistoryEntry } from '../core/flag.js';
 import {
   checkExpected,
@@ -94,7 +95,6 @@ export class EmbeddedFlagStore implements FlagStore {
   private readonly listeners = new Set<(change: FlagChange) => void>();
   /** Writes run one at a time: each compare-and-set sees the state the previous one left. */
   private writeQueue: Promise<unknown> = Promise.resolve();
-  private tempCounter = 0;
   private closed = false;
 
   private constructor(options: EmbeddedStoreOptions, lock: FileLock, state: StateFile, historyLimit: number, changeFeedLimit: number) {
@@ -283,29 +283,10 @@ export class EmbeddedFlagStore implements FlagStore {
     }
   }
 
-  /** Atomic replace: temp file, fsync, rename over, fsync the folder so the rename itself is durable. */
-  private async persist(text: string): Promise<void> {
-    const temp = join(this.dir, `${STATE_FILE}.${process.pid}.${++this.tempCounter}.tmp`);
-    try {
-      const handle = await open(temp, 'w', 0o600);
-      try {
-        await handle.writeFile(text, 'utf8');
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, this.file);
-      const folder = await open(this.dir, 'r');
-      try {
-        await folder.sync();
-      } finally {
-        await folder.close();
-      }
-    } catch (error) {
-      await unlink(temp).catch(() => undefined);
-      throw new RampartError('store-unavailable', `could not write ${this.file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-    }
+  private persist(text: string): Promise<void> {
+    return writeFileAtomic(this.file, text);
   }
+
 }
 
 /**

@@ -1,8 +1,8 @@
 // The guard lease on Redis: one holder at a time, renewed well before it expires, and a fencing
 // token (INCR) that grows with every acquisition so writes by an older holder can be refused.
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import type { Result } from 'ioredis';
+import { createRedisClient } from './redis-connection.js';
 import { rolloutKeys } from './redis-rollout-store.js';
 
 declare module 'ioredis' {
@@ -60,13 +60,7 @@ export interface RedisLease {
 export async function createRedisLease(options: { url: string; prefix?: string | undefined; ttlMs: number; commandTimeoutMs?: number | undefined }): Promise<RedisLease> {
   const keys = rolloutKeys(options.prefix ?? 'rampart:');
   const id = `${process.pid}-${randomUUID().slice(0, 8)}`;
-  const client = new Redis(options.url, {
-    lazyConnect: true,
-    commandTimeout: options.commandTimeoutMs ?? 2000,
-    connectTimeout: 5000,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: (times) => Math.min(times * 100, 1000),
+  const client = createRedisClient(options.url, { commandTimeoutMs: options.commandTimeoutMs ?? 2000 }, {
     scripts: {
       rampartLeaseAcquire: { lua: ACQUIRE_LUA, numberOfKeys: 2 },
       rampartLeaseRenew: { lua: RENEW_LUA, numberOfKeys: 1 },

@@ -1,7 +1,7 @@
 // Outcome counters in Redis: one hash per flag, cohort and time slice, written with one MULTI
 // per batch and summed by a script, in one pipeline per summary.
-import { Redis } from 'ioredis';
-import type { RedisOptions, Result } from 'ioredis';
+import { createRedisClient } from './redis-connection.js';
+import type { Redis, RedisOptions, Result } from 'ioredis';
 import { RampartError } from '../core/errors.js';
 import { positive } from './codec.js';
 import {
@@ -107,23 +107,12 @@ export class RedisOutcomeStore implements OutcomeStore {
     this.retentionMs = positiveMs(options.retentionMs ?? DEFAULT_RETENTION_MS, 'retentionMs');
     this.commandTimeoutMs = positive(options.commandTimeoutMs ?? 2000, 'commandTimeoutMs');
     const onError = options.onError ?? (() => undefined);
-    const redisOptions: RedisOptions & { replyMapping: 'legacy' } = {
-      ...options.redis,
-      // Replies are parsed in their RESP2 shapes, whatever the protocol.
-      replyMapping: 'legacy',
-      keyPrefix: '',
-      lazyConnect: true,
-      commandTimeout: this.commandTimeoutMs,
-      connectTimeout: positive(options.connectTimeoutMs ?? 5000, 'connectTimeoutMs'),
-      // While Redis is away a call fails at once (503) rather than queueing behind the outage;
-      // a batch in flight when the connection drops is failed, not resent (it may count twice).
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: (times) => Math.min(times * 100, 1000),
-      scripts: { rampartOutcomeSum: { lua: SUM_LUA, readOnly: true } },
-    };
-    this.client = options.url === undefined ? new Redis(redisOptions) : new Redis(options.url, redisOptions);
+    this.client = createRedisClient(
+      options.url,
+      { commandTimeoutMs: this.commandTimeoutMs, connectTimeoutMs: positive(options.connectTimeoutMs ?? 5000, 'connectTimeoutMs') },
+      // A batch in flight when the connection drops is failed, not resent (it may count twice).
+      { ...options.redis, keyPrefix: '', scripts: { rampartOutcomeSum: { lua: SUM_LUA, readOnly: true } } },
+    );
     this.client.on('error', (error: Error) => {
       onError(error);
     });

@@ -1,8 +1,8 @@
 // Rollout plans on Redis. Each write is one Lua script: the plan's compare-and-set, the lease
 // (fencing) check and the decision append happen atomically, so a stale or duplicate guard
 // can never apply a transition twice nor record one it did not make.
-import { Redis } from 'ioredis';
-import type { Result } from 'ioredis';
+import type { Redis, Result } from 'ioredis';
+import { createRedisClient } from './redis-connection.js';
 import { z } from 'zod';
 import { RampartError } from '../core/errors.js';
 import { checkKey, checkLimit, parseStored, positive } from './codec.js';
@@ -82,17 +82,7 @@ export class RedisRolloutStore implements RolloutStore {
     this.keys = rolloutKeys(options.prefix ?? 'rampart:');
     this.decisionLimit = positive(options.decisionLimit ?? 10_000, 'decisionLimit');
     const timeout = positive(options.commandTimeoutMs ?? 2000, 'commandTimeoutMs');
-    this.client = new Redis(options.url, {
-      lazyConnect: true,
-      commandTimeout: timeout,
-      connectTimeout: 5000,
-      // A write that timed out for its caller must never run later, unseen (see redis-store.ts).
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: (times) => Math.min(times * 100, 1000),
-      scripts: { rampartRolloutWrite: { lua: WRITE_LUA, numberOfKeys: 3 } },
-    });
+    this.client = createRedisClient(options.url, { commandTimeoutMs: timeout }, { scripts: { rampartRolloutWrite: { lua: WRITE_LUA, numberOfKeys: 3 } } });
     this.client.on('error', (error: Error) => {
       options.onError?.(error);
     });

@@ -1,7 +1,7 @@
 // The Redis adapter: the only module that imports ioredis. Every write is one Lua script, so the
 // compare-and-set, the revision bump, both stream appends and the PUBLISH happen atomically.
-import { Redis } from 'ioredis';
-import type { RedisOptions, Result } from 'ioredis';
+import { createRedisClient } from './redis-connection.js';
+import type { Redis, RedisOptions, Result } from 'ioredis';
 import { z } from 'zod';
 import { RampartError } from '../core/errors.js';
 import type { ChangeMeta, Flag, FlagChange, FlagFields, HistoryEntry } from '../core/flag.js';
@@ -214,32 +214,23 @@ export class RedisFlagStore implements FlagStore {
     this.changeFeedLimit = positive(options.changeFeedLimit ?? 10_000, 'changeFeedLimit');
     this.commandTimeoutMs = positive(options.commandTimeoutMs ?? 2000, 'commandTimeoutMs');
     this.onError = options.onError ?? (() => undefined);
-    const redisOptions: RedisOptions & { replyMapping: 'legacy' } = {
-      ...options.redis,
-      // Replies are parsed in their RESP2 shapes (maps as flat arrays), whatever the protocol.
-      replyMapping: 'legacy',
-      // Our own prefix covers it; an ioredis keyPrefix would not apply to the channel.
-      keyPrefix: '',
-      lazyConnect: true,
-      commandTimeout: this.commandTimeoutMs,
-      connectTimeout: positive(options.connectTimeoutMs ?? 5000, 'connectTimeoutMs'),
-      // While Redis is away a call fails at once (the API answers 503) instead of queueing: a
-      // queued write that already timed out for its caller would otherwise run later, unseen.
-      enableOfflineQueue: false,
-      // For the same reason a write in flight when the connection drops is failed, not resent.
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      // Resubscription is done by hand (see openSubscriber) so it can be followed by a catch-up.
-      autoResubscribe: false,
-      retryStrategy: (times) => Math.min(times * 100, 1000),
-      scripts: {
-        rampartPut: { lua: PUT_LUA, numberOfKeys: 5 },
-        rampartDelete: { lua: DELETE_LUA, numberOfKeys: 5 },
-        rampartSnapshot: { lua: SNAPSHOT_LUA, numberOfKeys: 2, readOnly: true },
-        rampartChanges: { lua: CHANGES_LUA, numberOfKeys: 2, readOnly: true },
+    this.client = createRedisClient(
+      options.url,
+      { commandTimeoutMs: this.commandTimeoutMs, connectTimeoutMs: positive(options.connectTimeoutMs ?? 5000, 'connectTimeoutMs') },
+      {
+        ...options.redis,
+        // Our own prefix covers it; an ioredis keyPrefix would not apply to the channel.
+        keyPrefix: '',
+        // Resubscription is done by hand (see openSubscriber) so it can be followed by a catch-up.
+        autoResubscribe: false,
+        scripts: {
+          rampartPut: { lua: PUT_LUA, numberOfKeys: 5 },
+          rampartDelete: { lua: DELETE_LUA, numberOfKeys: 5 },
+          rampartSnapshot: { lua: SNAPSHOT_LUA, numberOfKeys: 2, readOnly: true },
+          rampartChanges: { lua: CHANGES_LUA, numberOfKeys: 2, readOnly: true },
+        },
       },
-    };
-    this.client = options.url === undefined ? new Redis(redisOptions) : new Redis(options.url, redisOptions);
+    );
     this.client.on('error', (error: Error) => {
       this.onError(error);
     });
