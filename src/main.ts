@@ -27,6 +27,7 @@ import { createRedisOutcomeStore } from './store/redis-outcome-store.js';
 import { createRedisRolloutStore } from './store/redis-rollout-store.js';
 import { createRedisStore } from './store/redis-store.js';
 import type { RolloutStore } from './store/rollout-store.js';
+import { uiRoutes } from './ui/routes.js';
 
 /** A running server and how to stop it. */
 export interface RunningServer {
@@ -147,6 +148,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       plugins: [
         rolloutRoutes({ flags: store, rollouts, storeRedis: config.redisUrl !== undefined }),
         outcomeRoutes({ outcomes, cache, registry, limits: { batchesPerSecond: config.outcomeBatchesPerSecond, eventsPerMinute: config.outcomeEventsPerMinute } }),
+        uiRoutes(),
       ],
     });
     closers.push(() => app.close());

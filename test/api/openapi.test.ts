@@ -10,6 +10,7 @@ import { outcomeRoutes } from '../../src/api/routes/outcomes.js';
 import { rolloutRoutes } from '../../src/api/routes/rollouts.js';
 import { createEmbeddedOutcomeStore } from '../../src/store/embedded-outcome-store.js';
 import { createEmbeddedRolloutStore } from '../../src/store/embedded-rollout-store.js';
+import { uiRoutes } from '../../src/ui/routes.js';
 import { buildTestApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { appRoutes, assertDocumented, assertSchema, difference, expectResponseMatches, loadSpec, SPEC_PATH, specRoutes } from '../support/openapi.js';
@@ -58,7 +59,7 @@ describe('the HTTP contract', () => {
       sdkTokens: [{ name: 'web', secret: 'sdk-secret' }],
       // No stream may open, so the 429 answer can be checked without holding a stream open.
       stream: { maxStreamsPerToken: 0 },
-      pluginsFor: ({ store, cache, registry }) => [rolloutRoutes({ flags: store, rollouts, storeRedis: false }), outcomeRoutes({ outcomes, cache, registry })],
+      pluginsFor: ({ store, cache, registry }) => [rolloutRoutes({ flags: store, rollouts, storeRedis: false }), outcomeRoutes({ outcomes, cache, registry }), uiRoutes()],
     });
     // Seeded through the store, so the read checks do not depend on the write routes.
     await seed('new-checkout', { description: 'New checkout', enabled: true, percentage: 12.5 });
