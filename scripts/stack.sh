@@ -170,7 +170,7 @@ up() {
   fi
 
   if [[ -f examples/demo-service/server.js ]]; then
-    start demo env PORT="$DEMO_PORT" RAMPART_URL="http://127.0.0.1:$RAMPART_A_PORT" \
+    start demo env PORT="$DEMO_PORT" REDIS_URL="$redis_url" RAMPART_URL="http://127.0.0.1:$RAMPART_A_PORT" \
       RAMPART_SDK_TOKEN="${RAMPART_SDK_TOKEN:-}" node --conditions=rampart-source --import tsx examples/demo-service/server.js
     wait_for demo http_ok "http://127.0.0.1:$DEMO_PORT/healthz"
   else
