@@ -9,8 +9,8 @@ import type { FlagFields, Flag } from '../core/flag.js';
 import { activeCriteria, decide } from '../core/rollout/decide.js';
 import type { Decision, DecideInput, Notice } from '../core/rollout/decide.js';
 import type { Criterion, SourceSpec } from '../core/rollout/plan.js';
-import { ACTIVE_STATUSES, omit, stageTarget } from '../core/rollout/state.js';
-import type { FlagTarget, RolloutState } from '../core/rollout/state.js';
+import { ACTIVE_STATUSES, applyTarget, omit, stageTarget } from '../core/rollout/state.js';
+import type { RolloutState } from '../core/rollout/state.js';
 import type { Reading } from '../core/rollout/verdict.js';
 import type { Registry } from '../prometheus.js';
 import type { FlagStore } from '../store/flag-store.js';
@@ -50,16 +50,6 @@ export interface MetricReader {
   observe(spec: SourceSpec, flagKey: string, now: Date): Promise<Reading>;
 }
 
-/** The flag fields after applying a target to a flag. */
-function withTarget(flag: Flag, target: FlagTarget): FlagFields {
-  return {
-    description: flag.description,
-    enabled: target.enabled ?? flag.enabled,
-    percentage: target.percentage ?? flag.percentage,
-    groupId: flag.groupId,
-    stickiness: flag.stickiness,
-  };
-}
 
 function sameFields(a: FlagFields, b: FlagFields): boolean {
   return a.enabled === b.enabled && a.percentage === b.percentage && a.description === b.description && a.groupId === b.groupId && a.stickiness === b.stickiness;
@@ -243,7 +233,7 @@ export class GuardWorker {
   }
 
   private async apply(record: RolloutRecord, flag: Flag, decision: Decision, input: DecideInput, fence: Fence, now: number): Promise<void> {
-    const pending = decision.flag === undefined ? undefined : { expectedVersion: flag.version, fields: withTarget(flag, decision.flag), reason: `guard: ${decision.action}: ${decision.reason}`.slice(0, 500) };
+    const pending = decision.flag === undefined ? undefined : { expectedVersion: flag.version, fields: applyTarget(flag, decision.flag), reason: `guard: ${decision.action}: ${decision.reason}`.slice(0, 500) };
     const next: RolloutRecord = { ...omit(record, 'pending'), version: record.version + 1, state: decision.state, fence: Math.max(record.fence, fence.token), updatedAt: new Date(now).toISOString(), updatedBy: 'guard', ...(pending === undefined ? {} : { pending }) };
     const entry: NewDecision = {
       flagKey: record.flagKey,

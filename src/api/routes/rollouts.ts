@@ -2,11 +2,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { RampartError } from '../../core/errors.js';
 import type { FieldError } from '../../core/errors.js';
-import type { Flag, FlagFields } from '../../core/flag.js';
+import type { Flag } from '../../core/flag.js';
 import { applyCommand } from '../../core/rollout/commands.js';
 import type { RolloutCommand } from '../../core/rollout/commands.js';
 import type { RolloutPlan } from '../../core/rollout/plan.js';
-import { initialState, omit } from '../../core/rollout/state.js';
+import { applyTarget, initialState, omit } from '../../core/rollout/state.js';
 import type { FlagTarget, RolloutState } from '../../core/rollout/state.js';
 import type { FlagStore } from '../../store/flag-store.js';
 import type { NewDecision, RolloutRecord, RolloutStore } from '../../store/rollout-store.js';
@@ -73,15 +73,6 @@ function view(record: RolloutRecord): Record<string, unknown> {
   };
 }
 
-function fieldsWith(flag: Flag, target: FlagTarget): FlagFields {
-  return {
-    description: flag.description,
-    enabled: target.enabled ?? flag.enabled,
-    percentage: target.percentage ?? flag.percentage,
-    groupId: flag.groupId,
-    stickiness: flag.stickiness,
-  };
-}
 
 // Redis sources without `url` read the store's Redis; the embedded store has none.
 function redisUrlErrors(body: RolloutPlanBody): FieldError[] {
@@ -126,7 +117,7 @@ export function rolloutRoutes(deps: RolloutRoutesDeps) {
   const applyFlag = async (record: RolloutRecord, target: FlagTarget, actor: string, reason: string, now: number): Promise<RolloutRecord> => {
     for (let attempt = 0; attempt < 10; attempt++) {
       const flag = await mustFlag(record.flagKey);
-      const fields = fieldsWith(flag, target);
+      const fields = applyTarget(flag, target);
       const unchanged = fields.enabled === flag.enabled && fields.percentage === flag.percentage;
       const result = unchanged ? { ok: true as const, flag } : await deps.flags.put(record.flagKey, fields, flag.version, { actor, source: 'api', at: new Date(now), reason });
       if (!result.ok) continue;
@@ -169,7 +160,7 @@ export function rolloutRoutes(deps: RolloutRoutesDeps) {
             ? current?.pending === undefined
               ? {}
               : { pending: current.pending }
-            : { pending: { expectedVersion: flag.version, fields: fieldsWith(flag, next.flag), reason: next.reason.slice(0, 500) } }),
+            : { pending: { expectedVersion: flag.version, fields: applyTarget(flag, next.flag), reason: next.reason.slice(0, 500) } }),
         };
         const decision: NewDecision = {
           flagKey: key, at, actor, planVersion: record.version, stage: next.state.stage, status: next.state.status,

@@ -1,3 +1,4 @@
+import type { Flag, FlagFields } from '../flag.js';
 import type { FailureAction, RolloutPlan } from './plan.js';
 import type { CriterionSample, Verdict } from './verdict.js';
 
@@ -49,6 +50,22 @@ export interface RolloutState {
 export interface FlagTarget {
   readonly enabled?: boolean;
   readonly percentage?: number;
+}
+
+/**
+ * The fields of `flag` once a transition's target is applied.
+ *
+ * @example
+ * applyTarget(flag, { percentage: 25 }).percentage; // 25, every other field as it was
+ */
+export function applyTarget(flag: Flag, target: FlagTarget): FlagFields {
+  return {
+    description: flag.description,
+    enabled: target.enabled ?? flag.enabled,
+    percentage: target.percentage ?? flag.percentage,
+    groupId: flag.groupId,
+    stickiness: flag.stickiness,
+  };
 }
 
 /**
