@@ -1,35 +1,14 @@
 import { performance } from 'node:perf_hooks';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RampartError } from '../../src/core/errors.js';
 import { createRedisOutcomeStore, outcomeSliceKey } from '../../src/store/redis-outcome-store.js';
 import type { RedisOutcomeStore, RedisOutcomeStoreOptions } from '../../src/store/redis-outcome-store.js';
 import { freePort, startRedisServer } from '../support/redis-server.js';
 import type { RedisServer } from '../support/redis-server.js';
-import { redisUrl, uniquePrefix } from '../support/redis.js';
+import { adminClient, keysWithPrefix, deleteKeys, redisUrl, uniquePrefix } from '../support/redis.js';
 import { outcome, outcomeStoreContract } from './outcome-store-contract.js';
 
-function adminClient(url: string): Redis {
-  return new Redis(url, { commandTimeout: 2000, lazyConnect: true });
-}
-
-async function keysWithPrefix(redis: Redis, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    keys.push(...batch);
-    cursor = next;
-  } while (cursor !== '0');
-  return keys.sort();
-}
-
-async function deleteKeys(url: string, prefix: string): Promise<void> {
-  const admin = adminClient(url);
-  const keys = await keysWithPrefix(admin, prefix);
-  if (keys.length > 0) await admin.del(...keys);
-  await admin.quit();
-}
 
 outcomeStoreContract('redis', async (options) => {
   const url = redisUrl();

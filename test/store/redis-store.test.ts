@@ -7,23 +7,9 @@ import { createRedisStore, redisStoreKeys } from '../../src/store/redis-store.js
 import type { RedisFlagStore, RedisStoreOptions } from '../../src/store/redis-store.js';
 import { freePort, startRedisServer } from '../support/redis-server.js';
 import type { RedisServer } from '../support/redis-server.js';
-import { redisUrl, uniquePrefix } from '../support/redis.js';
+import { adminClient, keysWithPrefix, redisUrl, uniquePrefix } from '../support/redis.js';
 import { fields, flagStoreContract, meta } from './flag-store-contract.js';
 
-function adminClient(url: string): Redis {
-  return new Redis(url, { commandTimeout: 2000, lazyConnect: true });
-}
-
-async function keysWithPrefix(redis: Redis, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    keys.push(...batch);
-    cursor = next;
-  } while (cursor !== '0');
-  return keys.sort();
-}
 
 flagStoreContract('redis', async (options) => {
   const url = redisUrl();

@@ -6,47 +6,33 @@ import { freePort } from './redis-server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-export interface ServerProcess {
+export interface ServerProcess extends RampartChild {
   readonly url: string;
-  readonly process: ChildProcess;
-  readonly output: () => string;
-  /** Sends `signal` and resolves with the exit code (or signal name). */
-  stop(signal?: NodeJS.Signals): Promise<number | string | null>;
 }
 
 /** The node arguments that run a TypeScript entry point of this repository. */
 export const TS_NODE_ARGS = ['--conditions=rampart-source', '--import', 'tsx'];
 
-/** Starts `rampart serve` with `env` and waits until /healthz answers. */
-export async function startServerProcess(env: Record<string, string>, timeoutMs = 15_000): Promise<ServerProcess> {
-  const port = env.PORT ?? String(await freePort());
-  const child = spawn(process.execPath, [...TS_NODE_ARGS, 'src/cli.ts', 'serve'], {
+/** A `rampart <command>` child process: its output so far, and how to stop it. */
+export interface RampartChild {
+  readonly process: ChildProcess;
+  readonly output: () => string;
+  /** Sends `signal` (SIGKILL after 10 s) and resolves with the exit code or signal name. */
+  stop(signal?: NodeJS.Signals): Promise<number | string | null>;
+}
+
+/** Spawns `rampart <command>` from the TypeScript sources with `env` (plus PATH and HOME). */
+export function spawnRampart(command: string, env: Record<string, string>): RampartChild {
+  const child = spawn(process.execPath, [...TS_NODE_ARGS, 'src/cli.ts', command], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn', ...env, PORT: port },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => { resolve(code ?? signal); }));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`rampart serve exited with ${child.exitCode}:\n${output}`);
-    try {
-      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(500) });
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`rampart serve did not become healthy within ${timeoutMs} ms:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
   return {
-    url,
     process: child,
     output: () => output,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
@@ -58,4 +44,27 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
       return result;
     },
   };
+}
+
+/** Starts `rampart serve` with `env` and waits until /healthz answers. */
+export async function startServerProcess(env: Record<string, string>, timeoutMs = 15_000): Promise<ServerProcess> {
+  const port = env.PORT ?? String(await freePort());
+  const started = spawnRampart('serve', { LOG_LEVEL: 'warn', ...env, PORT: port });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (started.process.exitCode !== null) throw new Error(`rampart serve exited with ${started.process.exitCode}:\n${started.output()}`);
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(500) });
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      started.process.kill('SIGKILL');
+      throw new Error(`rampart serve did not become healthy within ${timeoutMs} ms:\n${started.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { ...started, url };
 }
