@@ -9,7 +9,7 @@ import { tracer } from '../telemetry.js';
 import { TokenAuthenticator } from './auth.js';
 import type { TokenEntry } from './auth.js';
 import { loadOpenApi } from './openapi.js';
-import { errorHandler, problemOf } from './problem.js';
+import { errorHandler, problemOf, sendProblem } from './problem.js';
 import { flagRoutes } from './routes/flags.js';
 import { healthRoutes } from './routes/health.js';
 import { ofrepRoutes } from './routes/ofrep.js';
@@ -85,6 +85,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Per-request lines would drown the change log; metrics and spans cover requests.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // A URL fastify cannot decode (e.g. `/flags/%ZZ`) is refused before routing; it still gets
+    // a problem document like every other 4xx.
+    frameworkErrors: (error, request, reply) => {
+      void sendProblem(reply, problemOf(new RampartError('validation', `the URL is not valid: ${error.message}`), request.url));
+    },
     forceCloseConnections: 'idle',
   });
   app.setValidatorCompiler(zodValidatorCompiler);

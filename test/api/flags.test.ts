@@ -245,6 +245,15 @@ describe('admin API /flags', () => {
     });
   });
 
+  it('answers a URL with a broken percent-escape with a 400 problem, before auth', async () => {
+    for (const url of ['/flags/%ZZ', '/flags/%E0%A4%A', '/nope/%']) {
+      const res = await t.app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBe(400);
+      expect(res.headers['content-type']).toContain('application/problem+json');
+      expect(res.json<{ detail: string }>().detail).toContain('not valid');
+    }
+  });
+
   it('PATCH of a missing flag is 404 and unknown routes are problem+json 404s', async () => {
     expect((await patch('ghost', { percentage: 1 })).statusCode).toBe(404);
     const res = await get('/nowhere');
