@@ -1,0 +1,156 @@
+/**
+ * Runs every benchmark in sequence, each as its own child process, then prints one markdown table
+ * of their key figures (also written to bench/results/summary.md). See bench/README.md.
+ *
+ * Run: npm run bench   (`node --import tsx bench/run-all.ts`; builds the SDK once first)
+ * Exit code: 0 every benchmark passed; otherwise the highest exit code of the benchmarks.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const RESULTS = new URL('./results/', import.meta.url);
+const started = new Date();
+
+/** Runs a command with inherited stderr; echoes stdout and returns it. */
+function run(command: string, args: readonly string[]): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    console.log(`\n$ ${[command, ...args].join(' ')}`);
+    const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      process.stdout.write(d);
+    });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => { resolve({ code: code ?? (signal === null ? 1 : 128), stdout }); });
+  });
+}
+
+/** A results file written by this run (not left over from an earlier one), or undefined. */
+function freshJson(name: string): Record<string, unknown> | undefined {
+  const file = new URL(name, RESULTS);
+  if (!existsSync(file)) return undefined;
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  return typeof parsed.date === 'string' && new Date(parsed.date) >= started ? parsed : undefined;
+}
+
+interface Row {
+  benchmark: string;
+  metric: string;
+  value: string;
+  goal: string;
+  result: string;
+}
+const rows: Row[] = [];
+const missing = (benchmark: string, code: number): void => {
+  rows.push({ benchmark, metric: '(no results)', value: '-', goal: '-', result: `FAIL (exit ${code})` });
+};
+const verdict = (pass: boolean | undefined): string => (pass === undefined ? '-' : pass ? 'PASS' : 'FAIL');
+const x = (n: number): string => `${n.toFixed(2)}x`;
+const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+const codes: number[] = [];
+
+const NODE = process.execPath;
+const TSX = ['--import', 'tsx'];
+
+const build = await run('npm', ['run', 'build', '--workspace', 'sdk']);
+if (build.code !== 0) throw new Error(`npm run build --workspace sdk failed with exit code ${build.code}`);
+
+// ---- SDK evaluation. -----------------------------------------------------------------------------
+{
+  const { code } = await run(NODE, ['--expose-gc', ...TSX, 'bench/sdk-eval.ts']);
+  codes.push(code);
+  const r = freshJson('sdk-eval.json') as
+    | {
+        goal: { value: number; limit: number; pass: boolean };
+        timing: Record<string, { medianNs: number }>;
+        ratios: Record<string, { value: number }>;
+        allocation: { bytesPerCall: Record<string, number> };
+      }
+    | undefined;
+  if (r === undefined) missing('sdk-eval', code);
+  else {
+    rows.push({ benchmark: 'sdk-eval', metric: 'isEnabled / floor (median ns/call)', value: `${x(r.goal.value)} (${r.timing.rampart?.medianNs.toFixed(1) ?? '?'} ns)`, goal: `<= ${r.goal.limit}x`, result: verdict(r.goal.pass) });
+    for (const name of ['unleash / isEnabled', 'growthbook / isEnabled']) {
+      const ratio = r.ratios[name];
+      if (ratio !== undefined) rows.push({ benchmark: 'sdk-eval', metric: `${name} (peers slower by)`, value: x(ratio.value), goal: '-', result: '-' });
+    }
+    const bytes = r.allocation.bytesPerCall.rampart;
+    if (bytes !== undefined) rows.push({ benchmark: 'sdk-eval', metric: 'isEnabled bytes/call', value: bytes.toFixed(1), goal: '~0', result: '-' });
+  }
+}
+
+// ---- Propagation (writes no JSON: parse its output). --------------------------------------------
+{
+  const { code, stdout } = await run(NODE, ['--expose-gc', ...TSX, 'bench/propagation.ts', '--clients', '1000']);
+  codes.push(code);
+  const goal = /GOAL p99 = ([\d.]+) ms \(goal <= (\d+) ms\) at ([\d,]+) clients: (PASS|FAIL)/.exec(stdout);
+  const all = /all ([\d,]+) deliveries[^:]*: p50 ([\d.]+) ms/.exec(stdout);
+  const connect = /connect: ([\d,]+)\/([\d,]+) ready in ([\d.]+) ms/.exec(stdout);
+  const heap = /heap: .*?: ([\d.]+) MiB per client \(([\d,]+) B per flag\)/.exec(stdout);
+  if (goal === null) missing('propagation', code);
+  else {
+    rows.push({ benchmark: 'propagation', metric: `PATCH -> every client, p99 (${goal[3] ?? '?'} clients)`, value: `${goal[1] ?? '?'} ms`, goal: `<= ${goal[2] ?? '?'} ms`, result: goal[4] ?? '?' });
+    if (all !== null) rows.push({ benchmark: 'propagation', metric: `PATCH -> every client, p50 (${all[1] ?? '?'} deliveries)`, value: `${all[2] ?? '?'} ms`, goal: '-', result: '-' });
+    if (connect !== null) rows.push({ benchmark: 'propagation', metric: `connect ${connect[2] ?? '?'} clients`, value: `${connect[1] ?? '?'} ready in ${connect[3] ?? '?'} ms`, goal: '-', result: '-' });
+    if (heap !== null) rows.push({ benchmark: 'propagation', metric: 'heap per client, 10,000-flag snapshot', value: `${heap[1] ?? '?'} MiB (${heap[2] ?? '?'} B/flag)`, goal: '-', result: '-' });
+  }
+}
+
+// ---- Server throughput. --------------------------------------------------------------------------
+{
+  const { code } = await run(NODE, [...TSX, 'bench/server.ts']);
+  codes.push(code);
+  interface Run { reqPerSec: number; p99: number }
+  const r = freshJson('server.json') as
+    | {
+        options: { store: string; connections: number };
+        reads?: { route: string; rampart: Run; bare: Run; ratio: number; pass: boolean }[];
+        writes?: { store: string; concurrent: Run; sequential: { p50: number; p99: number } }[];
+      }
+    | undefined;
+  if (r === undefined) missing('server', code);
+  else {
+    for (const read of r.reads ?? []) {
+      rows.push({
+        benchmark: 'server',
+        metric: `${read.route}: rampart/bare req/s (${r.options.store} store)`,
+        value: `${x(read.ratio)} (${int(read.rampart.reqPerSec)} vs ${int(read.bare.reqPerSec)}; p99 ${read.rampart.p99} vs ${read.bare.p99} ms)`,
+        goal: '>= 0.8x',
+        result: verdict(read.pass),
+      });
+    }
+    for (const w of r.writes ?? []) {
+      rows.push({
+        benchmark: 'server',
+        metric: `PATCH /flags/x, ${w.store}: ${r.options.connections} conns req/s (p99); sequential p50/p99`,
+        value: `${int(w.concurrent.reqPerSec)} req/s (${w.concurrent.p99} ms); ${w.sequential.p50.toFixed(2)}/${w.sequential.p99.toFixed(2)} ms`,
+        goal: '-',
+        result: '-',
+      });
+    }
+  }
+}
+
+const cell = (s: string): string => s.replace(/\|/g, '\\|');
+const markdown = [
+  `# Rampart benchmarks, ${started.toISOString()}`,
+  '',
+  `node ${process.version} ${process.platform}/${process.arch}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'})`,
+  '',
+  '| benchmark | metric | value | goal | result |',
+  '|---|---|---|---|---|',
+  ...rows.map((r) => `| ${[r.benchmark, r.metric, r.value, r.goal, r.result].map(cell).join(' | ')} |`),
+  '',
+  `exit codes: sdk-eval ${codes[0] ?? '-'}, propagation ${codes[1] ?? '-'}, server ${codes[2] ?? '-'}`,
+  '',
+].join('\n');
+mkdirSync(RESULTS, { recursive: true });
+const summary = new URL('summary.md', RESULTS);
+writeFileSync(summary, markdown);
+console.log(`\n${markdown}`);
+console.log(`summary: ${summary.pathname}`);
+process.exitCode = Math.max(0, ...codes);
