@@ -32,6 +32,7 @@ export class SnapshotCache {
   readonly #listeners = new Set<(applied: AppliedChanges) => void>();
   #revision = -1;
   #snapshot: FlagSnapshot | undefined;
+  #sorted: readonly Flag[] | undefined;
   #json: string | undefined;
   #syncedAt = 0;
   #queue: Promise<void> = Promise.resolve();
@@ -71,8 +72,14 @@ export class SnapshotCache {
 
   /** The SDK snapshot at the current revision (built lazily, once per revision). */
   get snapshot(): FlagSnapshot {
-    this.#snapshot ??= toSnapshot(this.#revision, [...this.#flags.values()].sort((a, b) => a.key.localeCompare(b.key)));
+    this.#snapshot ??= toSnapshot(this.#revision, this.sortedFlags);
     return this.#snapshot;
+  }
+
+  /** Every flag sorted by key, computed once per revision rather than per request. */
+  get sortedFlags(): readonly Flag[] {
+    this.#sorted ??= [...this.#flags.values()].sort((a, b) => a.key.localeCompare(b.key));
+    return this.#sorted;
   }
 
   /** `snapshot` serialised once per revision, for the SDK endpoint. */
@@ -183,6 +190,7 @@ export class SnapshotCache {
   #setRevision(revision: number): void {
     this.#revision = revision;
     this.#snapshot = undefined;
+    this.#sorted = undefined;
     this.#json = undefined;
   }
 

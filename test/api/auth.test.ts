@@ -1,23 +1,12 @@
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/telemetry.js';
 import { buildTestApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
+import { captureLogs } from '../support/log-capture.js';
 
 const ADMIN_SECRET = 'adm-7f3c9b1e-secret';
 const SDK_SECRET = 'sdk-0a1b2c3d-secret';
 
-/** Captures every log line the app writes. */
-function captureLogs(): { lines: string[]; stream: Writable } {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  return { lines, stream };
-}
 
 describe('auth', () => {
   const logs = captureLogs();

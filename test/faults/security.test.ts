@@ -3,7 +3,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_LIMIT } from '../../src/api/app.js';
@@ -21,6 +20,7 @@ import type { TestApp } from '../support/app.js';
 import { loadSpec } from '../support/openapi.js';
 import type { HttpMethod } from '../support/openapi.js';
 import { openSse } from '../support/sse.js';
+import { captureLogs } from '../support/log-capture.js';
 
 const ADMIN_SECRET = 'adm-sec-9d8e7f6a5b4c';
 const SDK_SECRET = 'sdk-sec-1a2b3c4d5e6f';
@@ -58,16 +58,6 @@ const ADMIN_ONLY = OPS.filter((op) => JSON.stringify(op.security) === JSON.strin
 const WITH_BODY = OPS.filter((op) => op.body);
 const label = (op: Operation): string => `${op.method} ${op.path}`;
 
-function captureLogs(): { lines: string[]; stream: Writable } {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  return { lines, stream };
-}
 
 /** The flag store, with reads that can be made to fail, so the 5xx logging path runs. */
 function failable(store: FlagStore): { store: FlagStore; fail: (on: boolean) => void } {

@@ -90,9 +90,7 @@ export function ofrepRoutes(cache: SnapshotCache) {
       void reply.header('etag', tag);
       if (notModified(request, tag)) return reply.code(304).send();
       const rampartContext = toRampartContext(context);
-      const flags = [...cache.flags()]
-        .sort((a, b) => a.key.localeCompare(b.key))
-        .map((flag) => toOfrep(flag.key, evaluateFlag(flag.key, toFlagConfig(flag), rampartContext), cache.revision));
+      const flags = cache.sortedFlags.map((flag) => toOfrep(flag.key, evaluateFlag(flag.key, toFlagConfig(flag), rampartContext), cache.revision));
       return { flags, metadata: { revision: cache.revision } };
     });
   };
