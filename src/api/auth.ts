@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RampartError } from '../core/errors.js';
 
@@ -30,42 +30,46 @@ declare module 'fastify' {
   }
 }
 
-const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+const ANONYMOUS: Principal = Object.freeze({ name: 'anonymous', role: 'anonymous' });
+
+const digest = (value: string): Buffer => hash('sha256', value, 'buffer');
 
 /**
  * Resolves bearer tokens in constant time: every configured token is compared, equal-length
  * digests are compared with timingSafeEqual, and nothing returns early on a match.
  */
 export class TokenAuthenticator {
-  readonly #entries: { name: string; role: 'admin' | 'sdk'; digest: Buffer }[];
+  readonly #entries: { principal: Principal; digest: Buffer }[];
   readonly open: boolean;
 
   constructor(options: AuthOptions) {
     this.#entries = [
-      ...options.adminTokens.map((t) => ({ name: t.name, role: 'admin' as const, digest: digest(t.secret) })),
-      ...options.sdkTokens.map((t) => ({ name: t.name, role: 'sdk' as const, digest: digest(t.secret) })),
+      ...options.adminTokens.map((t) => ({ principal: { name: t.name, role: 'admin' as const }, digest: digest(t.secret) })),
+      ...options.sdkTokens.map((t) => ({ principal: { name: t.name, role: 'sdk' as const }, digest: digest(t.secret) })),
     ];
     this.open = options.adminTokens.length === 0;
   }
 
   /** The principal for an Authorization header, or undefined when no token matches. */
   resolve(authorization: string | undefined): Principal | undefined {
-    if (this.open) return { name: 'anonymous', role: 'anonymous' };
+    if (this.open) return ANONYMOUS;
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     const presented = digest(match?.[1] ?? '');
     let found: Principal | undefined;
     for (const entry of this.#entries) {
-      if (timingSafeEqual(entry.digest, presented) && found === undefined) found = { name: entry.name, role: entry.role };
+      if (timingSafeEqual(entry.digest, presented) && found === undefined) found = entry.principal;
     }
     return match === null ? undefined : found;
   }
 
-  /** onRequest hook: enforces the route's `config.access`. */
-  hook = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    // An unknown URL is a plain 404 for everyone; the route list is public in /openapi.json anyway.
-    const access = request.is404 ? 'public' : (request.routeOptions.config.access ?? 'admin');
+  /**
+   * Enforces a route's access rule on a request: sets `request.principal`, or throws the 401 or
+   * 403 RampartError (with the WWW-Authenticate header set on `reply`). Synchronous, so the app's
+   * single onRequest hook can call it without a promise per request.
+   */
+  authorize(request: FastifyRequest, reply: FastifyReply, access: Access): void {
     if (access === 'public') {
-      request.principal = { name: 'anonymous', role: 'anonymous' };
+      request.principal = ANONYMOUS;
       return;
     }
     const principal = this.resolve(request.headers.authorization);
@@ -77,5 +81,5 @@ export class TokenAuthenticator {
       throw new RampartError('forbidden', 'SDK tokens may read /sdk/* and /ofrep/* only; use an admin token for this route');
     }
     request.principal = principal;
-  };
+  }
 }

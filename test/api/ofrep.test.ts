@@ -108,6 +108,28 @@ describe('OFREP bulk evaluation', () => {
     expect(flags.find((f) => f.key === 'a')?.errorCode).toBe('TARGETING_KEY_MISSING');
   });
 
+  it('answers each flag in bulk with exactly the single route\'s document: revision and bucket included', async () => {
+    const context = { targetingKey: 'u-7', plan: 'pro' };
+    const snap = (await t.app.inject({ method: 'GET', url: '/sdk/v1/flags' })).json<FlagSnapshot>();
+    const res = await t.app.inject({ method: 'POST', url: '/ofrep/v1/evaluate/flags', payload: { context } });
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    const bulk = res.json<{ flags: { key: string }[]; metadata: unknown }>();
+    expect(bulk.metadata).toEqual({ revision: snap.revision });
+    expect(bulk.flags.map((f) => f.key)).toEqual(Object.keys(snap.flags).sort());
+    for (const item of bulk.flags) {
+      const local = evaluate(snap, item.key, { userId: 'u-7', plan: 'pro' });
+      expect(item).toEqual({
+        key: item.key,
+        value: local.value,
+        reason: local.reason,
+        variant: local.value ? 'on' : 'off',
+        metadata: local.bucket === undefined ? { revision: snap.revision } : { revision: snap.revision, bucket: local.bucket },
+      });
+      const single = await t.app.inject({ method: 'POST', url: `/ofrep/v1/evaluate/flags/${item.key}`, payload: { context } });
+      expect(single.json()).toEqual(item);
+    }
+  });
+
   it('rejects a context that is not an object with 400 problem+json', async () => {
     const res = await t.app.inject({ method: 'POST', url: '/ofrep/v1/evaluate/flags/a', payload: { context: 'u-1' } });
     expect(res.statusCode).toBe(400);

@@ -204,7 +204,7 @@ describe('SSE stream bounds', () => {
     t = await buildTestApp({
       adminTokens: [{ name: 'ops', secret: ADMIN_SECRET }],
       sdkTokens: [{ name: 'web', secret: SDK_SECRET }, { name: 'mobile', secret: SDK2_SECRET }],
-      stream: { maxStreamsPerToken: 2, heartbeatMs: 40 },
+      stream: { maxStreamsPerToken: 2, heartbeatMs: 40, idleTimeoutMs: 300 },
     });
     expect((await t.app.inject({ method: 'PUT', url: '/flags/f1', headers: ADMIN, payload: { percentage: 5 } })).statusCode).toBe(201);
     base = await t.app.listen({ port: 0, host: '127.0.0.1' });
@@ -230,19 +230,44 @@ describe('SSE stream bounds', () => {
     }
   });
 
-  it('keeps an idle stream open with heartbeats and does not close it (there is no idle timeout)', async () => {
+  it('keeps a stream open while changes flow, heartbeats in between', async () => {
     const sse = await openSse(`${base}/sdk/v1/stream`, SDK2);
     try {
       await sse.next((e) => e.event === 'snapshot');
-      // Ten heartbeat intervals with nothing to send.
-      await expect.poll(() => sse.comments.filter((c) => c === 'heartbeat').length, { timeout: 3000, interval: 20 }).toBeGreaterThanOrEqual(10);
-      // Still open: a change made now arrives on it.
-      const res = await t.app.inject({ method: 'PATCH', url: '/flags/f1', headers: ADMIN, payload: { percentage: 7 } });
-      expect(res.statusCode).toBe(200);
-      const change = await sse.next((e) => e.event === 'change');
-      expect(JSON.parse(change.data)).toMatchObject({ flags: { f1: { percentage: 7 } } });
+      // Changes every 100 ms for twice the idle timeout (300 ms): each one restarts the clock.
+      for (let i = 0; i < 6; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const res = await t.app.inject({ method: 'PATCH', url: '/flags/f1', headers: ADMIN, payload: { percentage: 10 + i } });
+        expect(res.statusCode).toBe(200);
+        const change = await sse.next((e) => e.event === 'change' && e.data.includes(`"percentage":${10 + i}`));
+        expect(JSON.parse(change.data)).toMatchObject({ flags: { f1: { percentage: 10 + i } } });
+      }
+      expect(sse.comments.filter((c) => c === 'heartbeat').length).toBeGreaterThanOrEqual(3);
+      expect(sse.comments).not.toContain('idle, reconnect');
     } finally {
       sse.close();
+    }
+  });
+
+  it('closes a stream that carried nothing but heartbeats for the idle timeout, and frees its slot', async () => {
+    const streams = await Promise.all([1, 2].map(() => openSse(`${base}/sdk/v1/stream`, SDK)));
+    try {
+      for (const sse of streams) await sse.next((e) => e.event === 'snapshot');
+      const started = Date.now();
+      await Promise.all(streams.map((s) => s.ended));
+      const took = Date.now() - started;
+      // 300 ms plus at most 10% jitter, measured from after the snapshot arrived.
+      expect(took).toBeGreaterThanOrEqual(200);
+      expect(took).toBeLessThan(2000);
+      for (const sse of streams) expect(sse.comments).toContain('idle, reconnect');
+      // The per-token budget is free again: two new streams are accepted.
+      const again = await Promise.all([1, 2].map(() => openSse(`${base}/sdk/v1/stream`, SDK)));
+      for (const s of again) s.close();
+      expect(again.map((s) => s.status)).toEqual([200, 200]);
+      // Let the server see those go, so the next test starts with the budget free.
+      await expect.poll(() => /^rampart_stream_subscribers 0$/m.test(t.registry.render()), { timeout: 2000, interval: 20 }).toBe(true);
+    } finally {
+      for (const s of streams) s.close();
     }
   });
 

@@ -11,6 +11,8 @@ export interface SseConnection {
   readonly headers: Headers;
   readonly events: SseEvent[];
   readonly comments: string[];
+  /** Resolves when the server ends the stream (not when close() aborts it). */
+  readonly ended: Promise<void>;
   /** Resolves with the first event (after `fromIndex`) matching `predicate`, or rejects after `timeoutMs`. */
   next(predicate: (event: SseEvent) => boolean, timeoutMs?: number, fromIndex?: number): Promise<SseEvent>;
   close(): void;
@@ -24,6 +26,10 @@ export async function openSse(url: string, headers: Record<string, string> = {})
   const comments: string[] = [];
   const waiters = new Set<() => void>();
   let buffer = '';
+  let markEnded = (): void => undefined;
+  const ended = new Promise<void>((resolve) => {
+    markEnded = resolve;
+  });
   const parse = (block: string): void => {
     let event = 'message';
     let id: string | undefined;
@@ -43,7 +49,10 @@ export async function openSse(url: string, headers: Record<string, string> = {})
       try {
         for (;;) {
           const { value, done } = await reader.read();
-          if (done) break;
+          if (done) {
+            markEnded();
+            break;
+          }
           buffer += value;
           let end = buffer.indexOf('\n\n');
           while (end >= 0) {
@@ -62,6 +71,7 @@ export async function openSse(url: string, headers: Record<string, string> = {})
     headers: res.headers,
     events,
     comments,
+    ended,
     next(predicate, timeoutMs = 3000, fromIndex = 0) {
       return new Promise((resolve, reject) => {
         const check = (): boolean => {

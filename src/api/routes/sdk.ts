@@ -12,7 +12,17 @@ export interface StreamOptions {
   readonly heartbeatMs?: number;
   /** Open streams allowed per token; the next one gets 429. */
   readonly maxStreamsPerToken?: number;
+  /**
+   * A stream that has carried no event (heartbeats aside) for this long is closed, with up to 10%
+   * jitter so streams opened together do not all come back together; the SDK reconnects with
+   * Last-Event-ID and misses nothing. Reaps clients that vanished without closing, and moves
+   * streams onto replicas added since they connected. 0 never closes. Default 10 minutes.
+   */
+  readonly idleTimeoutMs?: number;
 }
+
+/** Default {@link StreamOptions.idleTimeoutMs}: 10 minutes. */
+export const STREAM_IDLE_TIMEOUT_MS = 10 * 60_000;
 
 /** One SSE frame. `data` is a single line of JSON, so no line splitting is needed. */
 function frame(event: string, id: number, data: string): string {
@@ -38,6 +48,7 @@ function lastEventId(request: FastifyRequest): number | undefined {
 export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const maxPerToken = options.maxStreamsPerToken ?? 1000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? STREAM_IDLE_TIMEOUT_MS;
   const openPerToken = new Map<string, number>();
   const open = new Set<FastifyReply>();
   // Every stream gets the same batch object: serialise it once, not once per connection.
@@ -83,10 +94,17 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
       // Changes that arrive while the catch-up is being read are queued, then sent in order.
       let sentRevision = -1;
       let pending: { text: string; revision: number }[] | undefined = [];
+      const idle =
+        idleTimeoutMs > 0
+          ? setTimeout(() => {
+              reply.raw.end(': idle, reconnect\n\n');
+            }, idleTimeoutMs * (1 + Math.random() * 0.1))
+          : undefined;
       const send = (text: string, revision: number): void => {
         if (revision <= sentRevision) return;
         sentRevision = revision;
         reply.raw.write(text);
+        idle?.refresh();
       };
       const unsubscribe = cache.onChange((applied) => {
         const { revision } = applied;
@@ -95,8 +113,12 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
         else pending.push({ text, revision });
       });
       const heartbeat = setInterval(() => reply.raw.write(': heartbeat\n\n'), heartbeatMs);
+      let cleaned = false;
       const cleanup = (): void => {
+        if (cleaned) return;
+        cleaned = true;
         clearInterval(heartbeat);
+        clearTimeout(idle);
         unsubscribe();
         open.delete(reply);
         options.subscribers?.inc({}, -1);
@@ -104,7 +126,9 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
         if (left <= 0) openPerToken.delete(token);
         else openPerToken.set(token, left);
       };
+      // The client going away closes the request; the server ending the stream closes the response.
       request.raw.once('close', cleanup);
+      reply.raw.once('close', cleanup);
 
       reply.hijack();
       reply.raw.writeHead(200, {
