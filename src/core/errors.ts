@@ -36,3 +36,13 @@ export class RampartError extends Error {
     this.errors = options.errors ?? [];
   }
 }
+
+/**
+ * Whether `error` says the store could not be reached (a 503): such a write's outcome is unknown.
+ *
+ * @example
+ * if (isStoreUnavailable(error)) reply.header('retry-after', '1');
+ */
+export function isStoreUnavailable(error: unknown): error is RampartError {
+  return error instanceof RampartError && error.code === 'store-unavailable';
+}

@@ -3,6 +3,12 @@ import type { FlagSnapshot } from '@rampart/sdk';
 import { buildTestApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { openSse } from '../support/sse.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultFields } from '../../src/core/flag.js';
+import { createEmbeddedStore } from '../../src/store/embedded-store.js';
+import type { FlagStore } from '../../src/store/flag-store.js';
 
 const SDK = { authorization: 'Bearer sdk-token' };
 const ADMIN = { authorization: 'Bearer admin-token' };
@@ -156,5 +162,61 @@ describe('CORS for browser SDKs', () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+describe('a replica behind its client', () => {
+  // The embedded store with its change notifications withheld: the cache learns of writes only
+  // when it re-reads the store, like a replica whose pub/sub lags behind another replica's writes.
+  let t: TestApp;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'rampart-lagging-'));
+    const real = await createEmbeddedStore({ dir });
+    const lagging: FlagStore = {
+      get: (key) => real.get(key),
+      snapshot: () => real.snapshot(),
+      put: (key, fields, expected, meta) => real.put(key, fields, expected, meta),
+      delete: (key, expected, meta) => real.delete(key, expected, meta),
+      history: (key, options) => real.history(key, options),
+      changesSince: (revision) => real.changesSince(revision),
+      subscribe: async () => async () => undefined,
+      ping: () => real.ping(),
+      close: () => real.close(),
+    };
+    t = await buildTestApp({ store: lagging });
+    await t.store.put('f', { ...defaultFields('f'), percentage: 1 }, 0, { actor: 'seed', source: 'api', at: new Date() });
+    await t.cache.resync();
+    // Written "on another replica": the store moves on, this cache does not hear of it.
+    await t.store.put('f', { ...defaultFields('f'), percentage: 2 }, 1, { actor: 'seed', source: 'api', at: new Date() });
+  });
+  afterAll(async () => {
+    await t.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('re-reads the store before answering a stream that resumes from a newer revision', async () => {
+    const { revision } = await t.store.snapshot();
+    expect(t.cache.revision).toBe(revision - 1);
+    const base = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const sse = await openSse(`${base}/sdk/v1/stream`, { 'last-event-id': String(revision) });
+    try {
+      expect(sse.status).toBe(200);
+      // Caught up to the client's revision, so nothing is sent back in time: no snapshot at all.
+      await expect.poll(() => t.cache.revision, { timeout: 2000 }).toBe(revision);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(sse.events.filter((e) => e.event === 'snapshot')).toEqual([]);
+    } finally {
+      sse.close();
+    }
+  });
+
+  it('re-reads the store before answering a poll that names a newer revision', async () => {
+    await t.store.put('f', { ...defaultFields('f'), percentage: 3 }, 2, { actor: 'seed', source: 'api', at: new Date() });
+    const { revision } = await t.store.snapshot();
+    expect(t.cache.revision).toBeLessThan(revision);
+    const res = await t.app.inject({ method: 'GET', url: '/sdk/v1/flags', headers: { 'if-none-match': `"${revision}"` } });
+    expect(res.statusCode).toBe(304);
+    expect(res.headers.etag).toBe(`"${revision}"`);
   });
 });

@@ -1,4 +1,4 @@
-// Starts a private, non-persistent redis-server for tests. Never an imitation of Redis.
+// Starts a private redis-server for tests (non-persistent unless asked). Never an imitation of Redis.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
@@ -9,7 +9,15 @@ import { delimiter, join } from 'node:path';
 export interface RedisServer {
   readonly url: string;
   readonly port: number;
+  /** The running redis-server (a new one after `restart()`). */
   readonly process: ChildProcess;
+  /** The data folder (AOF, RDB), kept across `restart()` and removed by `stop()`. */
+  readonly dir: string;
+  /**
+   * Starts redis-server again on the same port, folder and arguments, after the current one
+   * exited (killed by a test, say); a live one is stopped first. Resolves once it answers PING.
+   */
+  restart(): Promise<void>;
   /** Stops the server (SIGTERM, then SIGKILL) and removes its folder. */
   stop(): Promise<void>;
 }
@@ -70,9 +78,35 @@ export async function waitForRedis(port: number, timeoutMs = 5000): Promise<void
   }
 }
 
+interface Launched {
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+}
+
+function launch(binary: string, args: readonly string[]): Launched {
+  const child = spawn(binary, args, { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
+  return { child, exited };
+}
+
+/** SIGTERM (SIGKILL after 3 s; a stopped process is continued so it can exit) and waits for the exit. */
+async function terminate({ child, exited }: Launched): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  child.kill('SIGCONT');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(timer);
+}
+
 /**
  * Starts `redis-server` from PATH on a free loopback port with no persistence
  * (pass `extraArgs` to turn AOF on, e.g. for durability tests).
+ *
+ * @example
+ * const redis = await startRedisServer(['--appendonly', 'yes', '--appendfsync', 'always']);
+ * redis.process.kill('SIGKILL');
+ * await redis.restart(); // same port, same folder: the AOF is replayed
  */
 export async function startRedisServer(extraArgs: readonly string[] = [], port?: number): Promise<RedisServer> {
   const binary = which('redis-server');
@@ -81,30 +115,34 @@ export async function startRedisServer(extraArgs: readonly string[] = [], port?:
   }
   const dir = mkdtempSync(join(tmpdir(), 'rampart-redis-'));
   const chosen = port ?? (await freePort());
-  const child = spawn(
-    binary,
-    ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning', ...extraArgs],
-    { stdio: 'ignore' },
-  );
-  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
+  const args = ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning', ...extraArgs];
+  let current = launch(binary, args);
   try {
     await waitForRedis(chosen);
   } catch (error) {
-    child.kill('SIGKILL');
+    current.child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
   return {
     url: `redis://127.0.0.1:${chosen}`,
     port: chosen,
-    process: child,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-        await exited;
-        clearTimeout(timer);
+    dir,
+    get process() {
+      return current.child;
+    },
+    async restart() {
+      await terminate(current);
+      current = launch(binary, args);
+      try {
+        await waitForRedis(chosen);
+      } catch (error) {
+        current.child.kill('SIGKILL');
+        throw error;
       }
+    },
+    async stop() {
+      await terminate(current);
       rmSync(dir, { recursive: true, force: true });
     },
   };

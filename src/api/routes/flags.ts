@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { evaluateFlag, percentageToThousandths } from '@rampart/sdk';
 import { z } from 'zod';
-import { RampartError } from '../../core/errors.js';
+import { isStoreUnavailable, RampartError } from '../../core/errors.js';
 import { defaultFields, toFlagConfig } from '../../core/flag.js';
 import type { ChangeMeta, Flag, FlagFields } from '../../core/flag.js';
 import type { FlagStore } from '../../store/flag-store.js';
@@ -60,7 +60,9 @@ export function flagRoutes(store: FlagStore, audit: Logger) {
   const logChange = (key: string, before: Flag | undefined, after: Flag | undefined, meta: ChangeMeta): void => {
     audit.info({ flag: key, before: before ?? null, after: after ?? null, actor: meta.actor, source: meta.source, reason: meta.reason }, 'flag changed');
   };
-  const writes = new KeyedQueue();
+  // A write that found the store unreachable fails the writes queued behind it, so no caller waits
+  // longer than one store timeout (see KeyedQueue).
+  const writes = new KeyedQueue({ shared: isStoreUnavailable });
   return async (app: FastifyInstance): Promise<void> => {
     app.get('/flags', async () => {
       const { revision, flags } = await store.snapshot();

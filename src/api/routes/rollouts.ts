@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { RampartError } from '../../core/errors.js';
+import { isStoreUnavailable, RampartError } from '../../core/errors.js';
 import type { FieldError } from '../../core/errors.js';
 import type { Flag } from '../../core/flag.js';
 import { applyCommand } from '../../core/rollout/commands.js';
@@ -100,7 +100,8 @@ function redisUrlErrors(body: RolloutPlanBody): FieldError[] {
  */
 export function rolloutRoutes(deps: RolloutRoutesDeps) {
   const clock = deps.now ?? Date.now;
-  const queue = new KeyedQueue();
+  // As for flag writes: a store outage fails the queued commands at once, not one timeout each.
+  const queue = new KeyedQueue({ shared: isStoreUnavailable });
 
   const mustFlag = async (key: string): Promise<Flag> => {
     const flag = await deps.flags.get(key);

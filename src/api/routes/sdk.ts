@@ -44,6 +44,12 @@ function lastEventId(request: FastifyRequest): number | undefined {
   return Number(raw.trim());
 }
 
+/** The revision a conditional request names (`"12"`), or undefined. */
+function revisionOf(ifNoneMatch: string | undefined): number | undefined {
+  const match = ifNoneMatch === undefined ? null : /^\s*(?:W\/)?"(\d{1,15})"\s*$/.exec(ifNoneMatch);
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
 /** SDK delivery: the snapshot with ETag/304, and the server-sent event stream of changes. */
 export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
   const heartbeatMs = options.heartbeatMs ?? 15_000;
@@ -62,6 +68,13 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
     return lastFrame;
   };
 
+  // A client that already saw a newer revision (on another replica) must not be sent back in
+  // time: this replica re-reads the store first. Still behind after that means the store itself
+  // went back (a Redis restored or reset), and then its older state is what there is.
+  const catchUpTo = async (revision: number | undefined): Promise<void> => {
+    if (revision !== undefined && revision > cache.revision) await cache.resync();
+  };
+
   return async (app: FastifyInstance): Promise<void> => {
     // preClose, not onClose: the server waits for open connections before onClose runs.
     app.addHook('preClose', async () => {
@@ -69,6 +82,7 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
     });
 
     app.get('/sdk/v1/flags', { config: { access: 'sdk' } }, async (request, reply) => {
+      await catchUpTo(revisionOf(request.headers['if-none-match']));
       const tag = etag(cache.revision);
       void reply.header('etag', tag).header('cache-control', 'no-cache');
       if (notModified(request, tag)) return reply.code(304).send();
@@ -141,6 +155,7 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
       reply.raw.write(`retry: 1000\n\n`);
 
       const since = lastEventId(request);
+      await catchUpTo(since);
       const missed = since === undefined ? undefined : await cache.changesSince(since).catch(() => undefined);
       if (missed === undefined) {
         send(frame('snapshot', cache.revision, cache.snapshotJson), cache.revision);
