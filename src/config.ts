@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from './core/duration.js';
+import { parseClusterSeeds } from './store/redis-connection.js';
 
 const list = z
   .string()
@@ -50,6 +51,7 @@ const schema = z.object({
     .optional()
     .transform((v) => (v === '' ? undefined : v))
     .refine((v) => v === undefined || /^rediss?:\/\//.test(v) || v.startsWith('/'), 'must be a redis:// or rediss:// URL'),
+  REDIS_CLUSTER: z.enum(['on', 'off']).default('off'),
   RAMPART_DATA_DIR: z.string().min(1).default('./.rampart'),
   RAMPART_REDIS_PREFIX: z.string().min(1).default('rampart:'),
   RAMPART_ADMIN_TOKENS: tokens('admin'),
@@ -74,6 +76,8 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly redisUrl: string | undefined;
+  /** REDIS_CLUSTER=on: REDIS_URL lists seed nodes (comma-separated) of a Redis Cluster. */
+  readonly redisCluster: boolean;
   readonly dataDir: string;
   readonly redisPrefix: string;
   readonly adminTokens: readonly Token[];
@@ -113,6 +117,27 @@ export function isLoopbackHost(host: string): boolean {
   return host === '::1';
 }
 
+// Cluster mode names its seeds in REDIS_URL; every key of one script must hash to one slot, which
+// the `{flags}`-style hash tags ensure unless the prefix brings braces of its own.
+function checkRedisCluster(config: Config): void {
+  const invalid = (line: string): ConfigError => new ConfigError(`invalid configuration:\n  ${line}`);
+  if (!config.redisCluster) {
+    if (config.redisUrl !== undefined && /,\s*rediss?:\/\//.test(config.redisUrl)) {
+      throw invalid('REDIS_URL: a list of URLs names the seed nodes of a Redis Cluster; set REDIS_CLUSTER=on');
+    }
+    return;
+  }
+  if (config.redisUrl === undefined) throw invalid('REDIS_URL: REDIS_CLUSTER=on needs the seed nodes, e.g. REDIS_URL=redis://10.0.0.1:7000,redis://10.0.0.2:7000');
+  try {
+    parseClusterSeeds(config.redisUrl);
+  } catch (error) {
+    throw invalid(`REDIS_URL: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (/[{}]/.test(config.redisPrefix)) {
+    throw invalid('RAMPART_REDIS_PREFIX: must not contain { or } with REDIS_CLUSTER=on (the keys carry their own hash tags)');
+  }
+}
+
 /**
  * Parses the environment once.
  *
@@ -130,6 +155,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     port: e.PORT,
     host: e.HOST,
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER === 'on',
     dataDir: e.RAMPART_DATA_DIR,
     redisPrefix: e.RAMPART_REDIS_PREFIX,
     adminTokens: e.RAMPART_ADMIN_TOKENS,
@@ -151,6 +177,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (config.guardLeaseTtlMs < 3 * config.guardIntervalMs) {
     throw new ConfigError('invalid configuration:\n  RAMPART_GUARD_LEASE_TTL: must be at least 3 times RAMPART_GUARD_INTERVAL, so the lease is renewed before it expires');
   }
+  checkRedisCluster(config);
   if (config.adminTokens.length === 0 && !isLoopbackHost(config.host)) {
     throw new ConfigError(
       `refusing to start: HOST=${config.host} is reachable from other machines and RAMPART_ADMIN_TOKENS is empty; set admin tokens or bind to 127.0.0.1`,

@@ -37,11 +37,16 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** Opens the store the configuration names: Redis with REDIS_URL, else the embedded file store. */
+/** Opens the store the configuration names: Redis (or a Redis Cluster) with REDIS_URL, else the embedded file store. */
 export async function openStore(config: Config, onError?: (error: Error) => void): Promise<FlagStore> {
   return config.redisUrl === undefined
     ? createEmbeddedStore({ dir: config.dataDir, onError })
-    : createRedisStore({ url: config.redisUrl, prefix: config.redisPrefix, onError });
+    : createRedisStore({ url: config.redisUrl, cluster: config.redisCluster, prefix: config.redisPrefix, onError });
+}
+
+/** The single Redis a `redis` metric criterion without its own url reads: the store's, unless that is a cluster. */
+function storeRedisUrl(config: Config): string | undefined {
+  return config.redisCluster ? undefined : config.redisUrl;
 }
 
 /** Background store errors (lost subscriptions, failed file writes) that no caller awaits. */
@@ -56,7 +61,7 @@ function storeErrorLogger(logger: Logger, component: string): (error: Error) => 
 export async function openRolloutStore(config: Config): Promise<RolloutStore> {
   return config.redisUrl === undefined
     ? createEmbeddedRolloutStore({ dir: config.dataDir })
-    : createRedisRolloutStore({ url: config.redisUrl, prefix: config.redisPrefix });
+    : createRedisRolloutStore({ url: config.redisUrl, cluster: config.redisCluster, prefix: config.redisPrefix });
 }
 
 /** Opens the outcome counters beside the flag store. */
@@ -64,7 +69,7 @@ export async function openOutcomeStore(config: Config, onError?: (error: Error) 
   const options = { sliceMs: config.outcomeSliceMs, retentionMs: config.outcomeRetentionMs, onError };
   return config.redisUrl === undefined
     ? createEmbeddedOutcomeStore({ dir: config.dataDir, ...options })
-    : createRedisOutcomeStore({ url: config.redisUrl, prefix: config.redisPrefix, ...options });
+    : createRedisOutcomeStore({ url: config.redisUrl, cluster: config.redisCluster, prefix: config.redisPrefix, ...options });
 }
 
 /** A started guard and how to stop it. */
@@ -88,8 +93,9 @@ export async function startGuard(
   const lease: Lease =
     config.redisUrl === undefined
       ? createInProcessLease()
-      : await createRedisLease({ url: config.redisUrl, prefix: config.redisPrefix, ttlMs: config.guardLeaseTtlMs });
-  const sources = createMetricSources({ outcomes: deps.outcomes, defaultRedisUrl: config.redisUrl, timeoutMs: config.guardSourceTimeoutMs });
+      : await createRedisLease({ url: config.redisUrl, cluster: config.redisCluster, prefix: config.redisPrefix, ttlMs: config.guardLeaseTtlMs });
+  // The `redis` metric source speaks to a single Redis; a cluster is no default for it.
+  const sources = createMetricSources({ outcomes: deps.outcomes, defaultRedisUrl: storeRedisUrl(config), timeoutMs: config.guardSourceTimeoutMs });
   const delivered = deps.registry.counter('rampart_guard_notifications_total', 'Webhook notifications by result.');
   const notifier = createWebhookNotifier({
     timeoutMs: config.notifyTimeoutMs,
@@ -146,7 +152,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       corsOrigins: config.corsOrigins,
       stream: { maxStreamsPerToken: config.maxStreamsPerToken },
       plugins: [
-        rolloutRoutes({ flags: store, rollouts, storeRedis: config.redisUrl !== undefined }),
+        rolloutRoutes({ flags: store, rollouts, storeRedis: storeRedisUrl(config) !== undefined }),
         outcomeRoutes({ outcomes, cache, registry, limits: { batchesPerSecond: config.outcomeBatchesPerSecond, eventsPerMinute: config.outcomeEventsPerMinute } }),
         uiRoutes(),
       ],
@@ -155,7 +161,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const address = await app.listen({ port: config.port, host: config.host });
     const guard = config.guard ? await startGuard(config, logger, { flags: store, rollouts, outcomes, registry }) : undefined;
     if (guard !== undefined) closers.push(() => guard.stop());
-    log.info({ address, store: config.redisUrl === undefined ? `embedded (${config.dataDir})` : 'redis', revision: cache.revision, guard: config.guard }, 'rampart listening');
+    log.info({ address, store: config.redisUrl === undefined ? `embedded (${config.dataDir})` : config.redisCluster ? 'redis cluster' : 'redis', revision: cache.revision, guard: config.guard }, 'rampart listening');
     if (config.adminTokens.length === 0 && isLoopbackHost(config.host)) {
       log.warn('NO TOKENS CONFIGURED: the admin API is open to anyone on this machine. Set RAMPART_ADMIN_TOKENS before exposing Rampart.');
     }
@@ -223,7 +229,7 @@ export async function startGuardProcess(config: Config, logger: Logger): Promise
   const registry = new Registry();
   const onError = storeErrorLogger(logger, 'guard');
   const flags = await openStore(config, onError);
-  const rollouts = await createRedisRolloutStore({ url, prefix: config.redisPrefix });
+  const rollouts = await createRedisRolloutStore({ url, cluster: config.redisCluster, prefix: config.redisPrefix });
   const outcomes = await openOutcomeStore(config, onError);
   const guard = await startGuard(config, logger, { flags, rollouts, outcomes, registry });
   const metrics = config.guardMetricsPort === undefined ? undefined : await serveGuardMetrics(registry, config.host, config.guardMetricsPort);

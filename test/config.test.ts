@@ -60,3 +60,31 @@ describe('loadConfig: guard, outcome and stream limits', () => {
     expect(() => loadConfig(env)).toThrow(name);
   });
 });
+
+describe('loadConfig: Redis Cluster', () => {
+  it('is off by default; REDIS_CLUSTER=on takes REDIS_URL as a comma-separated list of seed nodes', () => {
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).redisCluster).toBe(false);
+    const config = loadConfig({ REDIS_CLUSTER: 'on', REDIS_URL: 'redis://10.0.0.1:7000, redis://10.0.0.2:7000' });
+    expect(config).toMatchObject({ redisCluster: true, redisUrl: 'redis://10.0.0.1:7000, redis://10.0.0.2:7000' });
+    expect(loadConfig({ REDIS_CLUSTER: 'on', REDIS_URL: 'rediss://app:s3cret@cache.internal:6380/0' }).redisCluster).toBe(true);
+  });
+
+  it.each([
+    [{ REDIS_CLUSTER: 'yes', REDIS_URL: 'redis://10.0.0.1:7000' }, 'REDIS_CLUSTER'],
+    [{ REDIS_CLUSTER: 'on' }, /REDIS_URL: REDIS_CLUSTER=on needs the seed nodes/],
+    [{ REDIS_CLUSTER: 'on', REDIS_URL: 'redis://10.0.0.1:7000/2' }, /REDIS_URL: .*only database 0/],
+    [{ REDIS_CLUSTER: 'on', REDIS_URL: '/run/redis.sock' }, /REDIS_URL: .*not a URL/],
+    [{ REDIS_CLUSTER: 'on', REDIS_URL: 'redis://10.0.0.1:7000,http://10.0.0.2:7000' }, /REDIS_URL: .*not a redis:\/\/ or rediss:\/\/ URL/],
+    [{ REDIS_CLUSTER: 'on', REDIS_URL: 'redis://a:x@10.0.0.1:7000,redis://a:y@10.0.0.2:7000' }, /REDIS_URL: .*same scheme, user and password/],
+    [{ REDIS_CLUSTER: 'on', REDIS_URL: 'redis://10.0.0.1:7000', RAMPART_REDIS_PREFIX: 'app{1}:' }, /RAMPART_REDIS_PREFIX/],
+    [{ REDIS_URL: 'redis://10.0.0.1:7000,redis://10.0.0.2:7000' }, /REDIS_URL: .*set REDIS_CLUSTER=on/],
+  ])('fails at start with a clear message for %o', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('does not echo a seed password in its messages', () => {
+    expect(() => loadConfig({ REDIS_CLUSTER: 'on', REDIS_URL: 'redis://app:hunter2@10.0.0.1:7000/3' })).toThrow(/\*\*\*@10\.0\.0\.1/);
+    expect(() => loadConfig({ REDIS_CLUSTER: 'on', REDIS_URL: 'redis://app:hunter2@10.0.0.1:7000/3' })).not.toThrow(/hunter2/);
+  });
+});

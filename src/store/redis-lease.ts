@@ -57,10 +57,17 @@ export interface RedisLease {
  * @example
  * const lease = await createRedisLease({ url: 'redis://localhost:6379', prefix: 'rampart:', ttlMs: 10_000 });
  */
-export async function createRedisLease(options: { url: string; prefix?: string | undefined; ttlMs: number; commandTimeoutMs?: number | undefined }): Promise<RedisLease> {
+export async function createRedisLease(options: {
+  url: string;
+  /** `url` is a comma-separated list of seed nodes of a Redis Cluster (see createRedisClient). */
+  cluster?: boolean | undefined;
+  prefix?: string | undefined;
+  ttlMs: number;
+  commandTimeoutMs?: number | undefined;
+}): Promise<RedisLease> {
   const keys = rolloutKeys(options.prefix ?? 'rampart:');
   const id = `${process.pid}-${randomUUID().slice(0, 8)}`;
-  const client = createRedisClient(options.url, { commandTimeoutMs: options.commandTimeoutMs ?? 2000 }, {
+  const client = createRedisClient(options.url, { commandTimeoutMs: options.commandTimeoutMs ?? 2000, cluster: options.cluster }, {
     scripts: {
       rampartLeaseAcquire: { lua: ACQUIRE_LUA, numberOfKeys: 2 },
       rampartLeaseRenew: { lua: RENEW_LUA, numberOfKeys: 1 },

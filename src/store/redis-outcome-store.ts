@@ -1,7 +1,8 @@
 // Outcome counters in Redis: one hash per flag, cohort and time slice, written with one MULTI
 // per batch and summed by a script, in one pipeline per summary.
 import { createRedisClient } from './redis-connection.js';
-import type { Redis, RedisOptions, Result } from 'ioredis';
+import type { RedisConnection } from './redis-connection.js';
+import type { RedisOptions, Result } from 'ioredis';
 import { RampartError } from '../core/errors.js';
 import { positive } from './codec.js';
 import {
@@ -57,6 +58,8 @@ const SUM_CHUNK = 1000;
 export interface RedisOutcomeStoreOptions {
   /** `redis://` or `rediss://` URL; combined with `redis` when both are given. */
   readonly url?: string | undefined;
+  /** `url` is a comma-separated list of seed nodes of a Redis Cluster (see createRedisClient). */
+  readonly cluster?: boolean | undefined;
   /** Further ioredis options (TLS, password...); the timeouts below win over these. */
   readonly redis?: RedisOptions | undefined;
   /** Prefix of every key; default `rampart:` (the flag store's, its keys use another hash tag). */
@@ -96,7 +99,7 @@ export class RedisOutcomeStore implements OutcomeStore {
   readonly sliceMs: number;
   readonly retentionMs: number;
   private readonly prefix: string;
-  private readonly client: Redis;
+  private readonly client: RedisConnection;
   private readonly commandTimeoutMs: number;
   private connecting: Promise<void> | undefined;
   private closed = false;
@@ -109,7 +112,11 @@ export class RedisOutcomeStore implements OutcomeStore {
     const onError = options.onError ?? (() => undefined);
     this.client = createRedisClient(
       options.url,
-      { commandTimeoutMs: this.commandTimeoutMs, connectTimeoutMs: positive(options.connectTimeoutMs ?? 5000, 'connectTimeoutMs') },
+      {
+        commandTimeoutMs: this.commandTimeoutMs,
+        connectTimeoutMs: positive(options.connectTimeoutMs ?? 5000, 'connectTimeoutMs'),
+        cluster: options.cluster,
+      },
       // A batch in flight when the connection drops is failed, not resent (it may count twice).
       { ...options.redis, keyPrefix: '', scripts: { rampartOutcomeSum: { lua: SUM_LUA, readOnly: true } } },
     );

@@ -1,8 +1,9 @@
 // Rollout plans on Redis. Each write is one Lua script: the plan's compare-and-set, the lease
 // (fencing) check and the decision append happen atomically, so a stale or duplicate guard
 // can never apply a transition twice nor record one it did not make.
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
 import { createRedisClient } from './redis-connection.js';
+import type { RedisConnection } from './redis-connection.js';
 import { z } from 'zod';
 import { RampartError } from '../core/errors.js';
 import { checkKey, checkLimit, parseStored, positive } from './codec.js';
@@ -58,6 +59,8 @@ const replySchema = z.tuple([z.enum(['ok', 'version', 'fence']), z.string()]);
  */
 export interface RedisRolloutStoreOptions {
   readonly url: string;
+  /** `url` is a comma-separated list of seed nodes of a Redis Cluster (see createRedisClient). */
+  readonly cluster?: boolean | undefined;
   readonly prefix?: string | undefined;
   /** Longest wait for any Redis reply; default 2000 ms. */
   readonly commandTimeoutMs?: number | undefined;
@@ -74,7 +77,7 @@ export interface RedisRolloutStoreOptions {
  */
 export class RedisRolloutStore implements RolloutStore {
   readonly keys: ReturnType<typeof rolloutKeys>;
-  private readonly client: Redis;
+  private readonly client: RedisConnection;
   private readonly decisionLimit: number;
   private closed = false;
 
@@ -82,7 +85,7 @@ export class RedisRolloutStore implements RolloutStore {
     this.keys = rolloutKeys(options.prefix ?? 'rampart:');
     this.decisionLimit = positive(options.decisionLimit ?? 10_000, 'decisionLimit');
     const timeout = positive(options.commandTimeoutMs ?? 2000, 'commandTimeoutMs');
-    this.client = createRedisClient(options.url, { commandTimeoutMs: timeout }, { scripts: { rampartRolloutWrite: { lua: WRITE_LUA, numberOfKeys: 3 } } });
+    this.client = createRedisClient(options.url, { commandTimeoutMs: timeout, cluster: options.cluster }, { scripts: { rampartRolloutWrite: { lua: WRITE_LUA, numberOfKeys: 3 } } });
     this.client.on('error', (error: Error) => {
       options.onError?.(error);
     });

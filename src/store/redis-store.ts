@@ -1,7 +1,8 @@
 // The Redis adapter: the only module that imports ioredis. Every write is one Lua script, so the
 // compare-and-set, the revision bump, both stream appends and the PUBLISH happen atomically.
-import { createRedisClient } from './redis-connection.js';
-import type { Redis, RedisOptions, Result } from 'ioredis';
+import { createRedisClient, duplicateConnection } from './redis-connection.js';
+import type { RedisConnection } from './redis-connection.js';
+import type { RedisOptions, Result } from 'ioredis';
 import { z } from 'zod';
 import { RampartError } from '../core/errors.js';
 import type { ChangeMeta, Flag, FlagChange, FlagFields, HistoryEntry } from '../core/flag.js';
@@ -119,6 +120,8 @@ const changesReplySchema = z.tuple([z.number().int(), z.array(streamEntrySchema)
 export interface RedisStoreOptions {
   /** `redis://` or `rediss://` URL; combined with `redis` when both are given. */
   readonly url?: string | undefined;
+  /** `url` is a comma-separated list of seed nodes of a Redis Cluster (see createRedisClient). */
+  readonly cluster?: boolean | undefined;
   /** Further ioredis options (TLS, password, sentinels...); the timeouts below win over these. */
   readonly redis?: RedisOptions | undefined;
   /** Prefix of every key and of the channel; default `rampart:`. */
@@ -133,6 +136,13 @@ export interface RedisStoreOptions {
   readonly changeFeedLimit?: number | undefined;
   /** Problems no caller is waiting for: connection errors, a failed subscriber catch-up. */
   readonly onError?: ((error: Error) => void) | undefined;
+  /**
+   * How often subscribers check the change feed for a change whose message they missed; 0 never.
+   * Default 5000 ms on a cluster, whose subscriber connection moves to another node on its own
+   * (after a node failure) without telling the store; 0 on a single Redis, where a reconnect
+   * already triggers that check.
+   */
+  readonly resyncIntervalMs?: number | undefined;
 }
 
 /**
@@ -192,13 +202,13 @@ interface Subscription {
  */
 export class RedisFlagStore implements FlagStore {
   readonly keys: RedisStoreKeys;
-  private readonly client: Redis;
+  private readonly client: RedisConnection;
   private readonly historyLimit: number;
   private readonly changeFeedLimit: number;
   private readonly commandTimeoutMs: number;
   private readonly onError: (error: Error) => void;
   private readonly subscriptions = new Set<Subscription>();
-  private subscriber: Redis | undefined;
+  private subscriber: RedisConnection | undefined;
   private connecting: Promise<void> | undefined;
   private subscribing: Promise<void> | undefined;
   /** Highest revision handed to listeners: drops duplicates and reveals gaps. */
@@ -206,6 +216,9 @@ export class RedisFlagStore implements FlagStore {
   /** Deliveries run one at a time, so listeners see revisions in order even across a catch-up. */
   private deliveryQueue: Promise<void> = Promise.resolve();
   private catchUpTimer: NodeJS.Timeout | undefined;
+  private readonly resyncIntervalMs: number;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private resyncPending = false;
   private closed = false;
 
   constructor(options: RedisStoreOptions = {}) {
@@ -214,9 +227,15 @@ export class RedisFlagStore implements FlagStore {
     this.changeFeedLimit = positive(options.changeFeedLimit ?? 10_000, 'changeFeedLimit');
     this.commandTimeoutMs = positive(options.commandTimeoutMs ?? 2000, 'commandTimeoutMs');
     this.onError = options.onError ?? (() => undefined);
+    this.resyncIntervalMs = options.resyncIntervalMs ?? (options.cluster === true ? 5000 : 0);
+    if (!Number.isInteger(this.resyncIntervalMs) || this.resyncIntervalMs < 0) throw new RampartError('validation', 'resyncIntervalMs must be a whole number of milliseconds, 0 or more');
     this.client = createRedisClient(
       options.url,
-      { commandTimeoutMs: this.commandTimeoutMs, connectTimeoutMs: positive(options.connectTimeoutMs ?? 5000, 'connectTimeoutMs') },
+      {
+        commandTimeoutMs: this.commandTimeoutMs,
+        connectTimeoutMs: positive(options.connectTimeoutMs ?? 5000, 'connectTimeoutMs'),
+        cluster: options.cluster,
+      },
       {
         ...options.redis,
         // Our own prefix covers it; an ioredis keyPrefix would not apply to the channel.
@@ -342,7 +361,8 @@ export class RedisFlagStore implements FlagStore {
     this.closed = true;
     this.subscriptions.clear();
     clearTimeout(this.catchUpTimer);
-    const connections = [this.client, this.subscriber].filter((c): c is Redis => c !== undefined);
+    clearInterval(this.resyncTimer);
+    const connections = [this.client, this.subscriber].filter((c): c is RedisConnection => c !== undefined);
     await Promise.all(connections.map((c) => shutdown(c, this.commandTimeoutMs)));
   }
 
@@ -393,8 +413,9 @@ export class RedisFlagStore implements FlagStore {
   }
 
   private async openSubscriber(): Promise<void> {
-    // A connection in subscriber mode can run nothing else, hence a second one.
-    const subscriber = this.client.duplicate({ connectionName: 'rampart-subscriber' });
+    // A connection in subscriber mode can run nothing else, hence a second one. (A Cluster
+    // subscribes on a connection of its own anyway; the second one keeps both modes alike.)
+    const subscriber = duplicateConnection(this.client, 'rampart-subscriber');
     this.subscriber = subscriber;
     let connectedOnce = false;
     subscriber.on('error', (error: Error) => {
@@ -406,7 +427,7 @@ export class RedisFlagStore implements FlagStore {
     subscriber.on('ready', () => {
       if (!connectedOnce) return;
       // After a reconnect: subscribe again, then fetch what was published while we were away.
-      subscriber.subscribe(this.keys.channel).then(
+      withTimeout(subscriber.subscribe(this.keys.channel), this.commandTimeoutMs, 'SUBSCRIBE').then(
         () => {
           this.enqueue(() => this.catchUp());
         },
@@ -418,14 +439,27 @@ export class RedisFlagStore implements FlagStore {
     });
     try {
       await subscriber.connect();
-      await subscriber.subscribe(this.keys.channel);
+      // A Cluster's subscriber connection has no command timeout of its own.
+      await withTimeout(subscriber.subscribe(this.keys.channel), this.commandTimeoutMs, 'SUBSCRIBE');
       connectedOnce = true;
+      if (this.resyncIntervalMs > 0 && !this.closed) this.startResync();
     } catch (error) {
       subscriber.disconnect();
       this.subscriber = undefined;
       throw unavailable('subscribe', error);
     }
     if (this.closed) subscriber.disconnect();
+  }
+
+  private startResync(): void {
+    this.resyncTimer = setInterval(() => {
+      if (this.resyncPending || this.closed) return;
+      this.resyncPending = true;
+      this.enqueue(() => this.catchUp().finally(() => {
+        this.resyncPending = false;
+      }));
+    }, this.resyncIntervalMs);
+    this.resyncTimer.unref();
   }
 
   private enqueue(task: () => Promise<void>): void {
@@ -522,7 +556,7 @@ export async function createRedisStore(options: RedisStoreOptions = {}): Promise
  * dropped. Resolves once the socket is closed, so close() leaves no handle behind, but never
  * waits longer than `timeoutMs` for it.
  */
-async function shutdown(connection: Redis, timeoutMs: number): Promise<void> {
+async function shutdown(connection: RedisConnection, timeoutMs: number): Promise<void> {
   const ended = new Promise<void>((resolve) => connection.once('end', () => { resolve(); }));
   await connection.quit().catch(() => {
     connection.disconnect();
@@ -532,6 +566,18 @@ async function shutdown(connection: Redis, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([ended, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); })]);
   clearTimeout(timer);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`${what} timed out after ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([promise, expired]).finally(() => {
+    clearTimeout(timer);
+  });
 }
 
 function unavailable(what: string, error: unknown): RampartError {
