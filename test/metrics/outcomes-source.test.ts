@@ -20,7 +20,9 @@ function expectObservation(observation: Observation, kind: 'empty' | 'error', fr
 }
 
 const prefix = uniquePrefix('outcomes-source');
-const now = new Date('2026-11-24T00:00:00.000Z');
+// A recent whole minute: Redis expires outcome slices by real time (retention 48 h), so a fixed
+// date would stop working two days after it was written.
+const now = new Date(Math.floor(Date.now() / 60_000) * 60_000);
 const ago = (ms: number): Date => new Date(now.getTime() - ms);
 let store: RedisOutcomeStore;
 
