@@ -7,7 +7,7 @@ import type { Registry } from '../prometheus.js';
 import type { FlagStore } from '../store/flag-store.js';
 import { tracer } from '../telemetry.js';
 import { TokenAuthenticator } from './auth.js';
-import type { TokenEntry } from './auth.js';
+import type { Access, TokenEntry } from './auth.js';
 import { loadOpenApi } from './openapi.js';
 import { errorHandler, problemOf, sendProblem } from './problem.js';
 import { flagRoutes } from './routes/flags.js';
@@ -42,11 +42,12 @@ const BROWSER_PREFIXES = ['/sdk/', '/ofrep/'];
 declare module 'fastify' {
   interface FastifyRequest {
     span?: Span;
-    /** performance.now() when the request arrived. */
-    startedAt?: number;
-    /** The matched route's pattern (`/flags/:key`) or `unmatched`: the label of its metrics. */
-    routeLabel?: string;
   }
+}
+
+/** A route option's hooks as a list (fastify takes one function or an array). */
+function hooksOf<T>(hooks: T | readonly T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? [...(hooks as readonly T[])] : [hooks as T];
 }
 
 /**
@@ -88,75 +89,99 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 16_384 },
     // Per-request lines would drown the change log; metrics and spans cover requests.
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger per request (it costs a measurable share of a cheap request): the few lines
+    // logged while serving one carry its id themselves (see errorHandler).
+    childLoggerFactory: (logger) => logger,
     return503OnClosing: true,
     // A URL fastify cannot decode (e.g. `/flags/%ZZ`) is refused before routing; it still gets
     // a problem document like every other 4xx.
     frameworkErrors: (error, request, reply) => {
+      recordUnmatched(request.method, reply);
       void sendProblem(reply, problemOf(new RampartError('validation', `the URL is not valid: ${error.message}`), request.url));
     },
     forceCloseConnections: 'idle',
   });
-  app.decorateRequest('startedAt', undefined);
-  app.decorateRequest('routeLabel', undefined);
   app.decorateRequest('span', undefined);
   app.setValidatorCompiler(zodValidatorCompiler);
   // JSON only: a text body must be a clear 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler((request, reply) =>
-    reply
-      .code(404)
-      .type('application/problem+json')
-      .send(problemOf(new RampartError('not-found', `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`), request.url)),
-  );
 
   const requests = deps.registry.counter('rampart_http_requests_total', 'HTTP requests by method, route and status.');
   const durations = deps.registry.histogram('rampart_http_request_duration_seconds', 'HTTP request durations by route.', [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
-  // Metric series per method, route and status, resolved once: a bounded set (routes are fixed,
-  // Node accepts a fixed list of methods, statuses are three digits).
-  const series = new Map<string, { readonly requests: { inc(): void }; readonly duration: { observe(seconds: number): void } }>();
-  const seriesOf = (method: string, route: string, status: number) => {
-    const key = `${method} ${route} ${status}`;
-    let found = series.get(key);
-    if (found === undefined) {
-      found = { requests: requests.child({ method, route, status: String(status) }), duration: durations.child({ method, route }) };
-      series.set(key, found);
-    }
-    return found;
-  };
   const auth = new TokenAuthenticator({ adminTokens: deps.adminTokens, sdkTokens: deps.sdkTokens });
   const corsOrigins = new Set(deps.corsOrigins ?? []);
   const spans = tracer();
 
-  // One synchronous hook per request and one per response: timer and span, CORS, then auth.
-  // (Every hook and every promise a hook returns costs a measurable share of a cheap request.)
-  app.addHook('onRequest', (request, reply, done) => {
-    request.startedAt = performance.now();
-    const options = request.routeOptions;
-    const route = options.url ?? 'unmatched';
-    request.routeLabel = route;
-    request.span = spans.startSpan(`${request.method} ${route}`, {
-      attributes: { 'http.request.method': request.method, 'http.route': options.url ?? '' },
-    });
-    try {
-      if (applyCors(request, reply, corsOrigins)) return;
-      // An unknown URL is a plain 404 for everyone; the route list is public in /openapi.json anyway.
-      auth.authorize(request, reply, request.is404 ? 'public' : (options.config.access ?? 'admin'));
-    } catch (error) {
-      done(error as Error);
-      return;
-    }
-    done();
+  /** The request counter of one method and route, per status, and its duration histogram. */
+  const metricsFor = (method: string, route: string) => {
+    const byStatus = new Map<number, { inc(): void }>();
+    const duration = durations.child({ method, route });
+    return (reply: FastifyReply): void => {
+      const status = reply.statusCode;
+      let count = byStatus.get(status);
+      if (count === undefined) {
+        count = requests.child({ method, route, status: String(status) });
+        byStatus.set(status, count);
+      }
+      count.inc();
+      duration.observe(reply.elapsedTime / 1000);
+    };
+  };
+
+  // Hooks are attached to each route as it is registered, with its label, span name, access rule
+  // and metric series fixed then: a request pays for no lookup of them, and for one synchronous
+  // hook each way (every hook, and every promise a hook returns, is a measurable share of a cheap
+  // request).
+  app.addHook('onRoute', (route) => {
+    const method = Array.isArray(route.method) ? route.method.join(',') : route.method;
+    const { url } = route;
+    const access: Access = route.config?.access ?? 'admin';
+    const browser = corsOrigins.size > 0 && BROWSER_PREFIXES.some((p) => url.startsWith(p));
+    const spanName = `${method} ${url}`;
+    const attributes = { 'http.request.method': method, 'http.route': url };
+    const record = metricsFor(method, url);
+    const onRequest = (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void => {
+      request.span = spans.startSpan(spanName, { attributes });
+      try {
+        if (browser && applyCors(request, reply, corsOrigins)) return;
+        auth.authorize(request, reply, access);
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
+      done();
+    };
+    const onResponse = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+      record(reply);
+      request.span?.setAttribute('http.response.status_code', reply.statusCode);
+      if (reply.statusCode >= 500) request.span?.setStatus({ code: SpanStatusCode.ERROR });
+      request.span?.end();
+      done();
+    };
+    route.onRequest = [onRequest, ...hooksOf(route.onRequest)];
+    route.onResponse = [...hooksOf(route.onResponse), onResponse];
   });
-  app.addHook('onResponse', (request, reply, done) => {
-    const { statusCode } = reply;
-    const { requests: count, duration } = seriesOf(request.method, request.routeLabel ?? 'unmatched', statusCode);
-    count.inc();
-    if (request.startedAt !== undefined) duration.observe((performance.now() - request.startedAt) / 1000);
-    request.span?.setAttribute('http.response.status_code', statusCode);
-    if (statusCode >= 500) request.span?.setStatus({ code: SpanStatusCode.ERROR });
-    request.span?.end();
-    done();
+
+  // An unknown URL is a plain 404 for everyone (the route list is public in /openapi.json anyway);
+  // it is counted under route `unmatched`, as is a URL fastify cannot decode.
+  const unmatched = new Map<string, (reply: FastifyReply) => void>();
+  const recordUnmatched = (method: string, reply: FastifyReply): void => {
+    let record = unmatched.get(method);
+    if (record === undefined) {
+      record = metricsFor(method, 'unmatched');
+      unmatched.set(method, record);
+    }
+    reply.raw.once('finish', () => {
+      record(reply);
+    });
+  };
+  app.setNotFoundHandler((request, reply) => {
+    recordUnmatched(request.method, reply);
+    return reply
+      .code(404)
+      .type('application/problem+json')
+      .send(problemOf(new RampartError('not-found', `no route for ${request.method} ${request.url.split('?')[0] ?? ''}`), request.url));
   });
 
   for (const prefix of ['/sdk/*', '/ofrep/*']) {

@@ -101,7 +101,7 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   const known = error instanceof RampartError ? error : fromFastify(error);
   if (known === undefined || STATUS[known.code] >= 500) {
     const code = known?.code ?? 'internal';
-    request.log.error({ err: error }, 'request failed');
+    request.log.error({ err: error, reqId: request.id, method: request.method, url: request.url }, 'request failed');
     const detail = code === 'store-unavailable' ? 'the flag store cannot be reached; retry shortly' : 'an unexpected error occurred';
     if (code === 'store-unavailable') void reply.header('retry-after', '1');
     return sendProblem(reply, problemOf(new RampartError(code, detail), request.url));

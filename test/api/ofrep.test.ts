@@ -130,6 +130,35 @@ describe('OFREP bulk evaluation', () => {
     }
   });
 
+  it('names the bad field of a malformed body on both routes, and accepts any object context', async () => {
+    const bad: [string, string][] = [
+      ['[1]', 'body'],
+      ['"u-1"', 'body'],
+      ['{"context":null}', 'body.context'],
+      ['{"context":[1]}', 'body.context'],
+      ['{"context":"u-1"}', 'body.context'],
+    ];
+    for (const url of ['/ofrep/v1/evaluate/flags', '/ofrep/v1/evaluate/flags/a']) {
+      for (const [payload, path] of bad) {
+        const res = await t.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload });
+        expect(res.statusCode, `${url} ${payload}`).toBe(400);
+        expect(res.headers['content-type']).toContain('application/problem+json');
+        expect(res.json<{ errors: { path: string }[] }>().errors.map((e) => e.path)).toEqual([path]);
+      }
+      for (const payload of ['{}', '{"context":{}}', '{"context":{"targetingKey":"u-1","userId":"ignored","n":1}}', '{"context":{"a":1},"other":2}']) {
+        const res = await t.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload });
+        expect([200, 400]).toContain(res.statusCode);
+        expect(res.headers['content-type']).not.toContain('problem');
+      }
+    }
+  });
+
+  it('takes targetingKey as the user id, over a userId attribute', async () => {
+    const snap = (await t.app.inject({ method: 'GET', url: '/sdk/v1/flags' })).json<FlagSnapshot>();
+    const res = await t.app.inject({ method: 'POST', url: '/ofrep/v1/evaluate/flags/a', payload: { context: { targetingKey: 'u-9', userId: 'someone-else' } } });
+    expect(res.json<{ metadata: { bucket: number } }>().metadata.bucket).toBe(evaluate(snap, 'a', { userId: 'u-9' }).bucket);
+  });
+
   it('rejects a context that is not an object with 400 problem+json', async () => {
     const res = await t.app.inject({ method: 'POST', url: '/ofrep/v1/evaluate/flags/a', payload: { context: 'u-1' } });
     expect(res.statusCode).toBe(400);

@@ -21,9 +21,13 @@ export interface RampartChild {
   stop(signal?: NodeJS.Signals): Promise<number | string | null>;
 }
 
-/** Spawns `rampart <command>` from the TypeScript sources with `env` (plus PATH and HOME). */
-export function spawnRampart(command: string, env: Record<string, string>): RampartChild {
-  const child = spawn(process.execPath, [...TS_NODE_ARGS, 'src/cli.ts', command], {
+/**
+ * Spawns `rampart <command>` with `env` (plus PATH and HOME): from the TypeScript sources, or with
+ * `dist: true` from the build `npm start` runs (`dist/cli.js`, made by `node scripts/build.mjs`).
+ */
+export function spawnRampart(command: string, env: Record<string, string>, options: { readonly dist?: boolean } = {}): RampartChild {
+  const args = options.dist === true ? ['dist/cli.js', command] : [...TS_NODE_ARGS, 'src/cli.ts', command];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -47,9 +51,9 @@ export function spawnRampart(command: string, env: Record<string, string>): Ramp
 }
 
 /** Starts `rampart serve` with `env` and waits until /healthz answers. */
-export async function startServerProcess(env: Record<string, string>, timeoutMs = 15_000): Promise<ServerProcess> {
+export async function startServerProcess(env: Record<string, string>, timeoutMs = 15_000, options: { readonly dist?: boolean } = {}): Promise<ServerProcess> {
   const port = env.PORT ?? String(await freePort());
-  const started = spawnRampart('serve', { LOG_LEVEL: 'warn', ...env, PORT: port });
+  const started = spawnRampart('serve', { LOG_LEVEL: 'warn', ...env, PORT: port }, options);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -1,12 +1,13 @@
 import { hash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { evaluateFlag } from '@rampart/sdk';
-import type { Evaluation, FlagConfig } from '@rampart/sdk';
 import { z } from 'zod';
 import { notModified } from '../conditional.js';
+import { prepareFlag } from '../ofrep-answers.js';
+import type { PreparedFlag } from '../ofrep-answers.js';
 import { PROBLEM_BASE } from '../problem.js';
 import { keyParams } from '../schemas.js';
 import type { SnapshotCache } from '../snapshot-cache.js';
+import { parseOrThrow } from '../validation.js';
 
 /** OFREP request body: `{ context: { targetingKey, ...attributes } }`. */
 export const ofrepBody = z
@@ -20,11 +21,34 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 type OfrepContext = Readonly<Record<string, unknown>>;
 
-// OFREP's targetingKey is Rampart's userId; other attributes feed custom stickiness.
-function toRampartContext(context: OfrepContext | undefined): Record<string, unknown> {
-  const { targetingKey, ...attributes } = context ?? {};
-  return targetingKey === undefined ? attributes : { ...attributes, userId: targetingKey };
+const isJsonObject = (value: unknown): value is OfrepContext => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * The context of an OFREP body. A well-formed body (none, or an object whose `context` is absent
+ * or an object) passes without running zod, as nearly every request does; anything else is
+ * handed to the schema for its exact field errors.
+ */
+function contextOf(body: unknown): OfrepContext | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (isJsonObject(body)) {
+    const { context } = body;
+    if (context === undefined || isJsonObject(context)) return context;
+  }
+  return parseOrThrow(ofrepBody, body, 'body')?.context;
 }
+
+// OFREP's targetingKey is Rampart's userId; other attributes feed custom stickiness.
+function toRampartContext(context: OfrepContext | undefined): OfrepContext {
+  if (context === undefined) return EMPTY_CONTEXT;
+  const { targetingKey } = context;
+  if (targetingKey === undefined) return context;
+  const out: Record<string, unknown> = {};
+  for (const name of Object.keys(context)) if (name !== 'targetingKey') out[name] = context[name];
+  out.userId = targetingKey;
+  return out;
+}
+
+const EMPTY_CONTEXT: OfrepContext = Object.freeze({});
 
 interface OfrepFailure {
   key: string;
@@ -42,14 +66,6 @@ function failure(key: string, errorCode: string): OfrepFailure {
   return { key, errorCode, errorDetails: details[errorCode] ?? 'evaluation failed' };
 }
 
-/** One flag of the snapshot, with what every evaluation of it at this revision shares. */
-interface PreparedFlag {
-  readonly key: string;
-  readonly config: FlagConfig;
-  /** `{"key":"<key>","value":`: the start of its success answer, serialised once. */
-  readonly head: string;
-}
-
 /** The snapshot's flags in key order, prepared once per revision. */
 interface Prepared {
   readonly revision: number;
@@ -58,23 +74,13 @@ interface Prepared {
 }
 
 function prepare(cache: SnapshotCache): Prepared {
+  const { revision } = cache;
   const flags = cache.sortedFlags.map((flag) => {
     const config = cache.snapshot.flags[flag.key];
     if (config === undefined) throw new Error(`flag '${flag.key}' is missing from the snapshot`);
-    return { key: flag.key, config, head: `{"key":${JSON.stringify(flag.key)},"value":` };
+    return prepareFlag(flag.key, config, revision);
   });
-  return { revision: cache.revision, flags, byKey: new Map(flags.map((f) => [f.key, f])) };
-}
-
-/**
- * One evaluation as OFREP JSON. A success is assembled from the prepared head, so the bulk route
- * does not build and serialise an object per flag: `{ key, value, reason, variant, metadata }`,
- * metadata being `{ revision, bucket }` (no bucket when the flag is off for everyone).
- */
-function ofrepJson(flag: PreparedFlag, evaluation: Evaluation, revision: number): string {
-  if (evaluation.errorCode !== undefined) return JSON.stringify(failure(flag.key, evaluation.errorCode));
-  const bucket = evaluation.bucket === undefined ? '' : `,"bucket":${evaluation.bucket}`;
-  return `${flag.head}${evaluation.value},"reason":${JSON.stringify(evaluation.reason)},"variant":"${evaluation.value ? 'on' : 'off'}","metadata":{"revision":${revision}${bucket}}}`;
+  return { revision, flags, byKey: new Map(flags.map((f) => [f.key, f])) };
 }
 
 function sendFailure(reply: FastifyReply, failure: OfrepFailure): FastifyReply {
@@ -98,19 +104,18 @@ export function ofrepRoutes(cache: SnapshotCache) {
   };
 
   return async (app: FastifyInstance): Promise<void> => {
-    app.post('/ofrep/v1/evaluate/flags/:key', { config: { access: 'sdk' }, schema: { params: keyParams, body: ofrepBody } }, async (request, reply) => {
+    app.post('/ofrep/v1/evaluate/flags/:key', { config: { access: 'sdk' }, schema: { params: keyParams } }, async (request, reply) => {
       const { key } = request.params as z.infer<typeof keyParams>;
-      const context = (request.body as z.infer<typeof ofrepBody>)?.context;
-      const { revision, byKey } = current();
-      const flag = byKey.get(key);
+      const context = contextOf(request.body);
+      const flag = current().byKey.get(key);
       if (flag === undefined) return sendFailure(reply, failure(key, 'FLAG_NOT_FOUND'));
-      const evaluation = evaluateFlag(key, flag.config, toRampartContext(context));
-      if (evaluation.errorCode !== undefined) return sendFailure(reply, failure(key, evaluation.errorCode));
-      return reply.type(JSON_TYPE).send(ofrepJson(flag, evaluation, revision));
+      const answer = flag.answer(toRampartContext(context));
+      if (answer.errorCode !== undefined) return sendFailure(reply, failure(key, answer.errorCode));
+      return reply.type(JSON_TYPE).send(answer.json);
     });
 
-    app.post('/ofrep/v1/evaluate/flags', { config: { access: 'sdk' }, schema: { body: ofrepBody } }, async (request, reply) => {
-      const context = (request.body as z.infer<typeof ofrepBody>)?.context;
+    app.post('/ofrep/v1/evaluate/flags', { config: { access: 'sdk' } }, async (request, reply) => {
+      const context = contextOf(request.body);
       const { revision, flags } = current();
       // The answer depends on the revision and the context, so both go into the ETag.
       const digest = hash('sha256', JSON.stringify(context ?? {}), 'base64url').slice(0, 16);
@@ -121,8 +126,9 @@ export function ofrepRoutes(cache: SnapshotCache) {
       let body = '{"flags":[';
       for (let i = 0; i < flags.length; i++) {
         const flag = flags[i] as PreparedFlag;
+        const answer = flag.answer(rampartContext);
         if (i > 0) body += ',';
-        body += ofrepJson(flag, evaluateFlag(flag.key, flag.config, rampartContext), revision);
+        body += answer.errorCode === undefined ? answer.json : JSON.stringify(failure(flag.key, answer.errorCode));
       }
       body += `],"metadata":{"revision":${revision}}}`;
       return reply.type(JSON_TYPE).send(body);

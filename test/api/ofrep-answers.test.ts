@@ -1,0 +1,71 @@
+// The prepared OFREP answers against the SDK's evaluateFlag: same outcome for any config and context.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { bucket, evaluateFlag } from '@rampart/sdk';
+import type { EvaluationContext, FlagConfig } from '@rampart/sdk';
+import { prepareFlag } from '../../src/api/ofrep-answers.js';
+
+const key = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,20}$/);
+const percentage = fc.oneof(fc.constantFrom(0, 0.001, 12.345, 50, 99.999, 100), fc.integer({ min: 0, max: 100 }), fc.double({ min: -5, max: 105, noNaN: false }));
+const config: fc.Arbitrary<FlagConfig> = fc.record(
+  {
+    enabled: fc.boolean(),
+    percentage,
+    stickiness: fc.constantFrom('userId', 'tenantId', 'sessionId'),
+    groupId: fc.oneof(key, fc.string()),
+  },
+  { requiredKeys: ['enabled', 'percentage'] },
+);
+const unit = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.constant(''), fc.constant(null), fc.boolean());
+const context: fc.Arbitrary<EvaluationContext> = fc.oneof(
+  fc.string(),
+  fc.record({ userId: unit, tenantId: unit, plan: fc.string() }, { requiredKeys: [] }) as fc.Arbitrary<EvaluationContext>,
+);
+
+describe('prepareFlag', () => {
+  it('answers exactly what evaluateFlag decides, as OFREP JSON with the revision and the bucket', () => {
+    fc.assert(
+      fc.property(key, config, fc.nat(), context, (flagKey, flagConfig, revision, ctx) => {
+        const expected = evaluateFlag(flagKey, flagConfig, ctx);
+        const answer = prepareFlag(flagKey, flagConfig, revision).answer(ctx);
+        if (expected.errorCode !== undefined) {
+          expect(answer).toEqual({ errorCode: expected.errorCode });
+          return;
+        }
+        expect(answer.errorCode).toBeUndefined();
+        expect(JSON.parse((answer as { json: string }).json)).toEqual({
+          key: flagKey,
+          value: expected.value,
+          reason: expected.reason,
+          variant: expected.value ? 'on' : 'off',
+          metadata: expected.bucket === undefined ? { revision } : { revision, bucket: expected.bucket },
+        });
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('agrees at the exact boundary: a unit whose bucket equals the threshold is out, one below is in', () => {
+    fc.assert(
+      fc.property(key, fc.string({ minLength: 1 }), (flagKey, userId) => {
+        const b = bucket(flagKey, userId);
+        for (const threshold of [b, b + 1]) {
+          const flagConfig = { enabled: true, percentage: threshold / 1000 };
+          const json = (prepareFlag(flagKey, flagConfig, 1).answer({ userId }) as { json: string }).json;
+          expect(JSON.parse(json)).toMatchObject({ value: evaluateFlag(flagKey, flagConfig, { userId }).value, metadata: { bucket: b } });
+          expect(JSON.parse(json)).toMatchObject({ value: threshold > b });
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('serves many contexts from one preparation, each with its own bucket', () => {
+    const flag = prepareFlag('new-checkout', { enabled: true, percentage: 25 }, 7);
+    expect(flag.answer({ userId: 'user-42' })).toEqual({
+      json: '{"key":"new-checkout","value":false,"reason":"SPLIT","variant":"off","metadata":{"revision":7,"bucket":74607}}',
+    });
+    const buckets = new Set(Array.from({ length: 50 }, (_, i) => (flag.answer({ userId: `u-${i}` }) as { json: string }).json));
+    expect(buckets.size).toBe(50);
+  });
+});
