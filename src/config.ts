@@ -41,6 +41,21 @@ const durationVar = (fallback: string) =>
     }, 'must be a positive duration such as 500ms, 1s or 15s')
     .transform((v) => parseDuration(v));
 
+// A duration that may also be `0`, meaning "never".
+const durationOrOff = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((v) => {
+      if (v.trim() === '0') return true;
+      try {
+        return parseDuration(v) > 0;
+      } catch {
+        return false;
+      }
+    }, 'must be 0 (never) or a positive duration such as 30s or 10m')
+    .transform((v) => (v.trim() === '0' ? 0 : parseDuration(v)));
+
 const level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 const schema = z.object({
@@ -68,6 +83,7 @@ const schema = z.object({
   RAMPART_OUTCOME_BATCHES_PER_SECOND: z.coerce.number().int().min(1).default(50),
   RAMPART_OUTCOME_EVENTS_PER_MINUTE: z.coerce.number().int().min(1).default(20_000),
   RAMPART_MAX_STREAMS_PER_TOKEN: z.coerce.number().int().min(0).default(1000),
+  RAMPART_STREAM_IDLE_TIMEOUT: durationOrOff('10m'),
   LOG_LEVEL: level.default('info'),
 });
 
@@ -102,6 +118,8 @@ export interface Config {
   readonly outcomeEventsPerMinute: number;
   /** Open event streams allowed per token (per server process). */
   readonly maxStreamsPerToken: number;
+  /** A stream that carried no event for this long is closed (the SDK reconnects); 0 never. */
+  readonly streamIdleTimeoutMs: number;
   readonly logLevel: z.infer<typeof level>;
 }
 
@@ -172,6 +190,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     outcomeBatchesPerSecond: e.RAMPART_OUTCOME_BATCHES_PER_SECOND,
     outcomeEventsPerMinute: e.RAMPART_OUTCOME_EVENTS_PER_MINUTE,
     maxStreamsPerToken: e.RAMPART_MAX_STREAMS_PER_TOKEN,
+    streamIdleTimeoutMs: e.RAMPART_STREAM_IDLE_TIMEOUT,
     logLevel: e.LOG_LEVEL,
   };
   if (config.guardLeaseTtlMs < 3 * config.guardIntervalMs) {

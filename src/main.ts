@@ -150,7 +150,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       adminTokens: config.adminTokens,
       sdkTokens: config.sdkTokens,
       corsOrigins: config.corsOrigins,
-      stream: { maxStreamsPerToken: config.maxStreamsPerToken },
+      stream: { maxStreamsPerToken: config.maxStreamsPerToken, idleTimeoutMs: config.streamIdleTimeoutMs },
       plugins: [
         rolloutRoutes({ flags: store, rollouts, storeRedis: storeRedisUrl(config) !== undefined }),
         outcomeRoutes({ outcomes, cache, registry, limits: { batchesPerSecond: config.outcomeBatchesPerSecond, eventsPerMinute: config.outcomeEventsPerMinute } }),

@@ -47,15 +47,18 @@ describe('loadConfig', () => {
 
 describe('loadConfig: guard, outcome and stream limits', () => {
   it('parses durations and counts, with the documented defaults', () => {
-    expect(loadConfig({})).toMatchObject({ outcomeSliceMs: 10_000, outcomeRetentionMs: 48 * 3_600_000, outcomeBatchesPerSecond: 50, outcomeEventsPerMinute: 20_000, maxStreamsPerToken: 1000 });
-    const config = loadConfig({ RAMPART_OUTCOME_SLICE: '5s', RAMPART_OUTCOME_RETENTION: '7d', RAMPART_MAX_STREAMS_PER_TOKEN: '5000' });
-    expect(config).toMatchObject({ outcomeSliceMs: 5000, outcomeRetentionMs: 7 * 86_400_000, maxStreamsPerToken: 5000 });
+    expect(loadConfig({})).toMatchObject({ outcomeSliceMs: 10_000, outcomeRetentionMs: 48 * 3_600_000, outcomeBatchesPerSecond: 50, outcomeEventsPerMinute: 20_000, maxStreamsPerToken: 1000, streamIdleTimeoutMs: 600_000 });
+    const config = loadConfig({ RAMPART_OUTCOME_SLICE: '5s', RAMPART_OUTCOME_RETENTION: '7d', RAMPART_MAX_STREAMS_PER_TOKEN: '5000', RAMPART_STREAM_IDLE_TIMEOUT: '30s' });
+    expect(config).toMatchObject({ outcomeSliceMs: 5000, outcomeRetentionMs: 7 * 86_400_000, maxStreamsPerToken: 5000, streamIdleTimeoutMs: 30_000 });
+    expect(loadConfig({ RAMPART_STREAM_IDLE_TIMEOUT: '0' }).streamIdleTimeoutMs).toBe(0);
   });
 
   it.each([
     [{ RAMPART_OUTCOME_SLICE: 'soon' }, 'RAMPART_OUTCOME_SLICE'],
     [{ RAMPART_OUTCOME_EVENTS_PER_MINUTE: '0' }, 'RAMPART_OUTCOME_EVENTS_PER_MINUTE'],
     [{ RAMPART_MAX_STREAMS_PER_TOKEN: '-1' }, 'RAMPART_MAX_STREAMS_PER_TOKEN'],
+    [{ RAMPART_STREAM_IDLE_TIMEOUT: 'soon' }, 'RAMPART_STREAM_IDLE_TIMEOUT'],
+    [{ RAMPART_STREAM_IDLE_TIMEOUT: '-5s' }, 'RAMPART_STREAM_IDLE_TIMEOUT'],
   ])('fails at start naming the variable for %o', (env, name) => {
     expect(() => loadConfig(env)).toThrow(name);
   });

@@ -25,7 +25,7 @@ export interface RolloutRoutesDeps {
   /** The flag store, unwrapped: writes made for the plan are not manual changes. */
   readonly flags: FlagStore;
   readonly rollouts: RolloutStore;
-  /** Whether the store is Redis, so a Redis source without `url` has a Redis to read. */
+  /** Whether the store is one Redis (not the embedded store, not a cluster), so a Redis source without `url` has a Redis to read. */
   readonly storeRedis: boolean;
   readonly now?: () => number;
 }
@@ -74,13 +74,14 @@ function view(record: RolloutRecord): Record<string, unknown> {
 }
 
 
-// Redis sources without `url` read the store's Redis; the embedded store has none.
+// Redis sources without `url` read the store's Redis; the embedded store and a Redis Cluster
+// (whose queues may sit on any node) give none to default to.
 function redisUrlErrors(body: RolloutPlanBody): FieldError[] {
   const errors: FieldError[] = [];
   const scan = (list: RolloutPlanBody['criteria'], path: string): void => {
     list.forEach((c, i) => {
       if (c.source.type === 'redis' && c.source.url === undefined) {
-        errors.push({ path: `${path}.${i}.source.url`, message: 'required: this server uses the embedded store, so there is no store Redis to default to' });
+        errors.push({ path: `${path}.${i}.source.url`, message: 'required: this server has no single store Redis to default to (it uses the embedded store or a Redis Cluster)' });
       }
     });
   };
