@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The docker-compose.yml topology from native processes: redis-server (AOF, everysec), two
+# The docker-compose.yml topology from native processes: redis-server (AOF, fsync on every write), two
 # `rampart serve` replicas sharing it, `rampart guard`, Prometheus and the demo service.
 #
 #   scripts/stack.sh up | down | status
@@ -123,7 +123,7 @@ up() {
   mapfile -t rampart < <(rampart_cmd)
 
   start redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$STACK_DIR/redis" \
-    --appendonly yes --appendfsync everysec --maxmemory-policy noeviction --save '' --daemonize no --loglevel warning
+    --appendonly yes --appendfsync always --maxmemory-policy noeviction --save '' --daemonize no --loglevel warning
   wait_for redis redis_ready
 
   local redis_url="redis://127.0.0.1:$REDIS_PORT"

@@ -87,11 +87,11 @@ describe('docker-compose.yml', () => {
     expect(compose.services.guard?.environment?.REDIS_URL).toBe('redis://redis:6379');
   });
 
-  it('runs Redis with an everysec append-only file on a named volume and a ping healthcheck', () => {
+  it('runs Redis with an append-only file fsynced on every write on a named volume and a ping healthcheck', () => {
     const redis = compose.services.redis!;
     const args = (redis.command ?? []).join(' ');
     expect(args).toContain('--appendonly yes');
-    expect(args).toContain('--appendfsync everysec');
+    expect(args).toContain('--appendfsync always');
     expect(args).toContain('--maxmemory-policy noeviction');
     const volume = (redis.volumes ?? [])[0]?.split(':')[0] ?? '';
     expect(Object.keys(compose.volumes ?? {})).toContain(volume);

@@ -157,6 +157,14 @@ export class SnapshotCache {
 
   async #reload(): Promise<void> {
     const { revision, flags } = await this.#store.snapshot();
+    if (revision < this.#revision) {
+      // Only a store that lost data goes back: a Redis restarted without its append-only file,
+      // or restored from an older backup. The server follows it (the store is the truth), loudly.
+      this.#log.error(
+        { from: this.#revision, to: revision, flags: flags.length },
+        'the flag store went back to an older revision: it lost changes (a Redis restarted without persistence, or restored from a backup?); serving what it holds now',
+      );
+    }
     const changes: FlagChange[] = [];
     const seen = new Set<string>();
     for (const flag of flags) {

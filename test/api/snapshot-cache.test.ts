@@ -9,6 +9,7 @@ import type { ChangeMeta, FlagChange } from '../../src/core/flag.js';
 import { createEmbeddedStore } from '../../src/store/embedded-store.js';
 import type { FlagStore } from '../../src/store/flag-store.js';
 import { createLogger } from '../../src/telemetry.js';
+import { captureLogs } from '../support/log-capture.js';
 
 const meta = (): ChangeMeta => ({ actor: 'test', source: 'api', at: new Date() });
 const cleanups: (() => Promise<void>)[] = [];
@@ -125,5 +126,39 @@ describe('SnapshotCache', () => {
     expect(cache.staleReason()).toMatch(/last confirmed 3 s ago/);
     await cache.resync();
     expect(cache.staleReason()).toBeUndefined();
+  });
+});
+
+describe('SnapshotCache over a store that lost data', () => {
+  it('follows the store back to an older revision and logs an error saying so', async () => {
+    const before = await openStore();
+    const reset = await openStore();
+    let target = before;
+    const store: FlagStore = {
+      get: (key) => target.get(key),
+      snapshot: () => target.snapshot(),
+      put: (...args) => target.put(...args),
+      delete: (...args) => target.delete(...args),
+      history: (...args) => target.history(...args),
+      changesSince: (revision) => target.changesSince(revision),
+      ping: () => target.ping(),
+      close: async () => undefined,
+      subscribe: (listener) => before.subscribe(listener),
+    };
+    const logs = captureLogs();
+    const cache = new SnapshotCache({ store, logger: createLogger('info', logs.stream) });
+    await cache.start();
+    cleanups.push(() => cache.stop());
+    await before.put('a', { ...defaultFields('a'), percentage: 5 }, 0, meta());
+    await before.put('b', { ...defaultFields('b'), percentage: 6 }, 0, meta());
+    await cache.resync();
+    expect(cache.revision).toBe(2);
+
+    target = reset; // the store now holds nothing, at revision 0
+    await cache.resync();
+    expect(cache.revision).toBe(0);
+    expect([...cache.flags()]).toEqual([]);
+    const line = logs.lines.map((l) => JSON.parse(l) as { level: number; msg: string; from?: number; to?: number }).find((l) => l.msg.includes('went back'));
+    expect(line).toMatchObject({ level: 50, from: 2, to: 0 });
   });
 });
