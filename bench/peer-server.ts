@@ -18,7 +18,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startServerProcess, TS_NODE_ARGS } from '../test/support/server-process.js';
+import { buildDist, startServerProcess, TS_NODE_ARGS } from '../test/support/server-process.js';
 import type { ServerProcess } from '../test/support/server-process.js';
 import { fmtInt, median, table } from './measure.js';
 
@@ -161,13 +161,15 @@ async function main(): Promise<void> {
   let rampart: ServerProcess | undefined;
   let peer: Peer | undefined;
   try {
+    // Rampart as users run it (`npm start`): the dist/ bundle, built from the sources first.
+    buildDist();
     rampart = await startServerProcess({
       RAMPART_DATA_DIR: join(dir, 'data'),
       RAMPART_GUARD: 'off',
       RAMPART_ADMIN_TOKENS: `ops:${ADMIN_TOKEN}`,
       RAMPART_SDK_TOKENS: `bench:${SDK_TOKEN}`,
       LOG_LEVEL: 'warn',
-    });
+    }, 15_000, { dist: true });
     for (const f of flags) {
       const res = await fetch(`${rampart.url}/flags/${f.key}`, {
         method: 'PUT',

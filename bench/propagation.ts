@@ -17,7 +17,7 @@ import type { FlagSnapshot, RampartClient } from '@rampart/sdk';
 import { createFleet, epochNow } from './propagation-fleet.js';
 import { startRedisServer } from '../test/support/redis-server.js';
 import type { RedisServer } from '../test/support/redis-server.js';
-import { startServerProcess } from '../test/support/server-process.js';
+import { buildDist, startServerProcess } from '../test/support/server-process.js';
 import { fmtInt, heapAfterGc, requireGc } from './measure.js';
 
 const { values } = parseArgs({
@@ -56,6 +56,8 @@ const tokens = Array.from({ length: Math.ceil(CLIENTS / PER_TOKEN) }, (_, i) => 
 // Redis (a private redis-server, or REDIS_URL) by default; --store embedded for the file store.
 const redis: RedisServer | undefined = values.store === 'redis' && !process.env.REDIS_URL ? await startRedisServer() : undefined;
 const redisUrl = values.store === 'redis' ? (process.env.REDIS_URL ?? redis?.url ?? '') : '';
+// The server as users run it (`npm start`): the dist/ bundle, built from the sources first.
+buildDist();
 const server = await startServerProcess({
   ...(redisUrl === '' ? {} : { REDIS_URL: redisUrl, RAMPART_REDIS_PREFIX: `bench:${process.pid}:` }),
   RAMPART_DATA_DIR: dir,
@@ -63,7 +65,7 @@ const server = await startServerProcess({
   RAMPART_ADMIN_TOKENS: 'ops:bench-admin',
   RAMPART_SDK_TOKENS: tokens.map((t) => `${t}:${t}`).join(','),
   LOG_LEVEL: 'warn',
-});
+}, 15_000, { dist: true });
 const admin = { authorization: 'Bearer bench-admin', 'content-type': 'application/json' };
 const patch = async (body: Record<string, unknown>, method = 'PATCH'): Promise<void> => {
   const res = await fetch(`${server.url}/flags/bench-flag`, { method, headers: admin, body: JSON.stringify(body) });

@@ -8,7 +8,7 @@
  * (`node --import tsx bench/server.ts`). See bench/README.md.
  * Exit code: 0 all good; 1 unexpected status codes, errors or different bytes; 3 a ratio below 0.8.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
 import { startRedisServer } from '../test/support/redis-server.js';
 import type { RedisServer } from '../test/support/redis-server.js';
-import { startServerProcess, TS_NODE_ARGS } from '../test/support/server-process.js';
+import { buildDist, startServerProcess, TS_NODE_ARGS } from '../test/support/server-process.js';
 import type { ServerProcess } from '../test/support/server-process.js';
 import { fmtInt, fmtRatio, median, table } from './measure.js';
 
@@ -123,7 +123,7 @@ if (values['bare-child'] !== undefined) {
 
 async function main(): Promise<void> {
   // Rampart runs as users run it (`npm start`): the esbuild bundle in dist/, built now from the sources.
-  execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: 'ignore' });
+  buildDist();
   const STORE = values.store === 'redis' ? 'redis' : 'embedded';
   const FLAGS = Number(values.flags);
   const CONNECTIONS = Number(values.connections);

@@ -1,5 +1,5 @@
 // Runs `rampart serve` as a real child process from the TypeScript sources.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './redis-server.js';
@@ -8,6 +8,15 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface ServerProcess extends RampartChild {
   readonly url: string;
+}
+
+let built = false;
+
+/** Builds dist/ (what `npm start` runs) from the sources, once per process. */
+export function buildDist(): void {
+  if (built) return;
+  execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: ROOT, stdio: 'ignore' });
+  built = true;
 }
 
 /** The node arguments that run a TypeScript entry point of this repository. */
