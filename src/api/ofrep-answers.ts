@@ -1,23 +1,102 @@
 // OFREP answers prepared once per revision. The bulk route evaluates every flag for every request,
 // so what does not depend on the context (the hash prefix of the flag's group, its threshold, the
-// JSON around the bucket) is computed when the revision changes, not per request and per flag.
+// JSON bytes around the bucket) is computed when the revision changes, and a request only hashes
+// its unit and copies bytes: no object per flag, no string to join, flatten and encode.
 import { bucketWithPrefix, DEFAULT_STICKINESS, hashPrefix, thresholdFor, unitIdOf } from '@rampart/sdk';
 import type { ErrorCode, EvaluationContext, FlagConfig, HashPrefix } from '@rampart/sdk';
 
-/** One flag's answer for one context: its OFREP success JSON, or why it has none. */
-export type OfrepAnswer = { readonly json: string; readonly errorCode?: undefined } | { readonly errorCode: ErrorCode };
+/** An OFREP evaluation failure: `{ key, errorCode, errorDetails }`. */
+export interface OfrepFailure {
+  readonly key: string;
+  readonly errorCode: ErrorCode;
+  readonly errorDetails: string;
+}
+
+/**
+ * The OFREP failure document for a flag and an error code.
+ *
+ * @example
+ * ofrepFailure('x', 'FLAG_NOT_FOUND').errorDetails; // "flag 'x' does not exist"
+ */
+export function ofrepFailure(key: string, errorCode: ErrorCode): OfrepFailure {
+  const details: Record<ErrorCode, string> = {
+    FLAG_NOT_FOUND: `flag '${key}' does not exist`,
+    TARGETING_KEY_MISSING: `flag '${key}' needs a targetingKey (or its stickiness attribute) in the context`,
+    PARSE_ERROR: `flag '${key}' has an invalid configuration`,
+    GENERAL: `flag '${key}' could not be evaluated`,
+  };
+  return { key, errorCode, errorDetails: details[errorCode] };
+}
+
+/**
+ * A growing byte buffer for JSON made of prepared parts and small integers.
+ *
+ * @example
+ * const out = new JsonBytes(64); out.append(Buffer.from('{"n":')); out.integer(42); out.append(Buffer.from('}'));
+ * out.bytes().toString(); // '{"n":42}'
+ */
+export class JsonBytes {
+  #buffer: Buffer;
+  #length = 0;
+
+  constructor(sizeHint: number) {
+    this.#buffer = Buffer.allocUnsafe(Math.max(64, sizeHint));
+  }
+
+  append(part: Uint8Array): void {
+    this.#reserve(part.length);
+    this.#buffer.set(part, this.#length);
+    this.#length += part.length;
+  }
+
+  /** Appends a non-negative integer below 2^53 in decimal. */
+  integer(n: number): void {
+    let digits = 1;
+    for (let t = n; t >= 10; t = Math.floor(t / 10)) digits++;
+    this.#reserve(digits);
+    let rest = n;
+    for (let i = this.#length + digits - 1; i >= this.#length; i--) {
+      this.#buffer[i] = 48 + (rest % 10);
+      rest = Math.floor(rest / 10);
+    }
+    this.#length += digits;
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+
+  /** The bytes written so far (a view, not a copy). */
+  bytes(): Buffer {
+    return this.#buffer.subarray(0, this.#length);
+  }
+
+  #reserve(extra: number): void {
+    if (this.#length + extra <= this.#buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.#buffer.length * 2, this.#length + extra));
+    this.#buffer.copy(grown, 0, 0, this.#length);
+    this.#buffer = grown;
+  }
+}
 
 /** A flag ready to answer any context at the revision it was prepared for. */
 export interface PreparedFlag {
   readonly key: string;
-  /** Same outcome as the SDK's `evaluateFlag(key, config, context)`, as OFREP JSON. */
-  answer(context: EvaluationContext): OfrepAnswer;
+  /** The most bytes one answer of this flag can take. */
+  readonly maxBytes: number;
+  /**
+   * Appends this flag's OFREP success JSON for `context` to `out`, with the outcome of the SDK's
+   * `evaluateFlag(key, config, context)`; or appends nothing and returns why there is none.
+   */
+  writeAnswer(context: EvaluationContext, out: JsonBytes): ErrorCode | undefined;
+  /** The OFREP failure document for `errorCode`, as bytes (prepared once). */
+  failureBytes(errorCode: ErrorCode): Buffer;
 }
 
-const failed = (errorCode: ErrorCode): OfrepAnswer => ({ errorCode });
-const GENERAL = failed('GENERAL');
-const PARSE_ERROR = failed('PARSE_ERROR');
-const TARGETING_KEY_MISSING = failed('TARGETING_KEY_MISSING');
+const utf8 = (text: string): Buffer => Buffer.from(text, 'utf8');
+const CLOSE = utf8('}}');
+/** Digits of the largest bucket, 99999. */
+const BUCKET_DIGITS = 5;
 
 /**
  * Prepares a flag's OFREP answers at `revision`. A success is
@@ -25,39 +104,68 @@ const TARGETING_KEY_MISSING = failed('TARGETING_KEY_MISSING');
  * unit was bucketed, exactly as the SDK's evaluateFlag decides (a property test holds them equal).
  *
  * @example
- * prepareFlag('new-checkout', { enabled: true, percentage: 25 }, 7).answer({ userId: 'user-42' });
- * // { json: '{"key":"new-checkout","value":false,"reason":"SPLIT","variant":"off","metadata":{"revision":7,"bucket":74607}}' }
+ * const out = new JsonBytes(256);
+ * prepareFlag('new-checkout', { enabled: true, percentage: 25 }, 7).writeAnswer({ userId: 'user-42' }, out);
+ * out.bytes().toString();
+ * // '{"key":"new-checkout","value":false,"reason":"SPLIT","variant":"off","metadata":{"revision":7,"bucket":74607}}'
  */
 export function prepareFlag(key: string, config: FlagConfig, revision: number): PreparedFlag {
   const head = `{"key":${JSON.stringify(key)},"value":`;
-  const constant = (answer: OfrepAnswer): PreparedFlag => ({ key, answer: () => answer });
   const success = (value: boolean, reason: string, metadata: string): string =>
     `${head}${value},"reason":"${reason}","variant":"${value ? 'on' : 'off'}","metadata":{"revision":${revision}${metadata}`;
+  const failures = new Map<ErrorCode, Buffer>();
+  const failureBytes = (errorCode: ErrorCode): Buffer => {
+    let bytes = failures.get(errorCode);
+    if (bytes === undefined) {
+      bytes = utf8(JSON.stringify(ofrepFailure(key, errorCode)));
+      failures.set(errorCode, bytes);
+    }
+    return bytes;
+  };
+  const fixed = (answer: Buffer | ErrorCode): PreparedFlag => ({
+    key,
+    maxBytes: typeof answer === 'string' ? 0 : answer.length,
+    failureBytes,
+    writeAnswer(_context, out) {
+      if (typeof answer === 'string') return answer;
+      out.append(answer);
+      return undefined;
+    },
+  });
   try {
-    if (!config.enabled) return constant({ json: `${success(false, 'DISABLED', '')}}}` });
+    if (!config.enabled) return fixed(utf8(`${success(false, 'DISABLED', '')}}}`));
     const threshold = thresholdFor(config.percentage);
-    if (threshold === undefined) return constant(PARSE_ERROR);
+    if (threshold === undefined) return fixed('PARSE_ERROR');
     const stickiness = config.stickiness ?? DEFAULT_STICKINESS;
     const prefix = prefixOf(config.groupId ?? key);
-    const on = success(true, 'SPLIT', ',"bucket":');
-    const off = success(false, 'SPLIT', ',"bucket":');
-    const nobody: OfrepAnswer = threshold === 0 ? { json: `${success(false, 'SPLIT', '')}}}` } : TARGETING_KEY_MISSING;
+    const on = utf8(success(true, 'SPLIT', ',"bucket":'));
+    const off = utf8(success(false, 'SPLIT', ',"bucket":'));
+    const nobody = threshold === 0 ? utf8(`${success(false, 'SPLIT', '')}}}`) : undefined;
     return {
       key,
-      answer(context) {
+      maxBytes: Math.max(on.length, off.length) + BUCKET_DIGITS + CLOSE.length,
+      failureBytes,
+      writeAnswer(context, out) {
         try {
           const unitId = unitIdOf(context, stickiness);
-          if (unitId === undefined) return nobody;
-          if (prefix === undefined) return GENERAL;
+          if (unitId === undefined) {
+            if (nobody === undefined) return 'TARGETING_KEY_MISSING';
+            out.append(nobody);
+            return undefined;
+          }
+          if (prefix === undefined) return 'GENERAL';
           const b = bucketWithPrefix(prefix, unitId);
-          return { json: `${b < threshold ? on : off}${b}}}` };
+          out.append(b < threshold ? on : off);
+          out.integer(b);
+          out.append(CLOSE);
+          return undefined;
         } catch {
-          return GENERAL;
+          return 'GENERAL';
         }
       },
     };
   } catch {
-    return constant(GENERAL);
+    return fixed('GENERAL');
   }
 }
 

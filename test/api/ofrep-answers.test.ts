@@ -3,7 +3,20 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { bucket, evaluateFlag } from '@rampart/sdk';
 import type { EvaluationContext, FlagConfig } from '@rampart/sdk';
-import { prepareFlag } from '../../src/api/ofrep-answers.js';
+import { JsonBytes, prepareFlag } from '../../src/api/ofrep-answers.js';
+import type { PreparedFlag } from '../../src/api/ofrep-answers.js';
+
+/** One answer as text, starting from a deliberately small buffer so growth is exercised too. */
+function answer(flag: PreparedFlag, ctx: EvaluationContext): { json: string; errorCode?: undefined } | { errorCode: string } {
+  const out = new JsonBytes(8);
+  const errorCode = flag.writeAnswer(ctx, out);
+  if (errorCode !== undefined) {
+    expect(out.length).toBe(0);
+    return { errorCode };
+  }
+  expect(out.length).toBeLessThanOrEqual(flag.maxBytes);
+  return { json: out.bytes().toString('utf8') };
+}
 
 const key = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,20}$/);
 const percentage = fc.oneof(fc.constantFrom(0, 0.001, 12.345, 50, 99.999, 100), fc.integer({ min: 0, max: 100 }), fc.double({ min: -5, max: 105, noNaN: false }));
@@ -27,13 +40,13 @@ describe('prepareFlag', () => {
     fc.assert(
       fc.property(key, config, fc.nat(), context, (flagKey, flagConfig, revision, ctx) => {
         const expected = evaluateFlag(flagKey, flagConfig, ctx);
-        const answer = prepareFlag(flagKey, flagConfig, revision).answer(ctx);
+        const answered = answer(prepareFlag(flagKey, flagConfig, revision), ctx);
         if (expected.errorCode !== undefined) {
-          expect(answer).toEqual({ errorCode: expected.errorCode });
+          expect(answered).toEqual({ errorCode: expected.errorCode });
           return;
         }
-        expect(answer.errorCode).toBeUndefined();
-        expect(JSON.parse((answer as { json: string }).json)).toEqual({
+        expect(answered.errorCode).toBeUndefined();
+        expect(JSON.parse((answered as { json: string }).json)).toEqual({
           key: flagKey,
           value: expected.value,
           reason: expected.reason,
@@ -51,7 +64,7 @@ describe('prepareFlag', () => {
         const b = bucket(flagKey, userId);
         for (const threshold of [b, b + 1]) {
           const flagConfig = { enabled: true, percentage: threshold / 1000 };
-          const json = (prepareFlag(flagKey, flagConfig, 1).answer({ userId }) as { json: string }).json;
+          const json = (answer(prepareFlag(flagKey, flagConfig, 1), { userId }) as { json: string }).json;
           expect(JSON.parse(json)).toMatchObject({ value: evaluateFlag(flagKey, flagConfig, { userId }).value, metadata: { bucket: b } });
           expect(JSON.parse(json)).toMatchObject({ value: threshold > b });
         }
@@ -62,10 +75,37 @@ describe('prepareFlag', () => {
 
   it('serves many contexts from one preparation, each with its own bucket', () => {
     const flag = prepareFlag('new-checkout', { enabled: true, percentage: 25 }, 7);
-    expect(flag.answer({ userId: 'user-42' })).toEqual({
+    expect(answer(flag, { userId: 'user-42' })).toEqual({
       json: '{"key":"new-checkout","value":false,"reason":"SPLIT","variant":"off","metadata":{"revision":7,"bucket":74607}}',
     });
-    const buckets = new Set(Array.from({ length: 50 }, (_, i) => (flag.answer({ userId: `u-${i}` }) as { json: string }).json));
+    const buckets = new Set(Array.from({ length: 50 }, (_, i) => (answer(flag, { userId: `u-${i}` }) as { json: string }).json));
     expect(buckets.size).toBe(50);
+  });
+});
+
+describe('JsonBytes', () => {
+  it('writes integers in decimal and grows past its size hint', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.constantFrom(0, 9, 10, 99, 100, 99_999, 100_000), fc.nat(), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })), { maxLength: 40 }), (numbers) => {
+        const out = new JsonBytes(1);
+        out.append(Buffer.from('['));
+        numbers.forEach((n, i) => {
+          if (i > 0) out.append(Buffer.from(','));
+          out.integer(n);
+        });
+        out.append(Buffer.from(']'));
+        expect(out.bytes().toString()).toBe(JSON.stringify(numbers));
+      }),
+    );
+  });
+
+  it('names the failure of a flag that cannot answer a context, as the OFREP failure document', () => {
+    const flag = prepareFlag('needs-user', { enabled: true, percentage: 50 }, 3);
+    expect(answer(flag, {})).toEqual({ errorCode: 'TARGETING_KEY_MISSING' });
+    expect(JSON.parse(flag.failureBytes('TARGETING_KEY_MISSING').toString())).toEqual({
+      key: 'needs-user',
+      errorCode: 'TARGETING_KEY_MISSING',
+      errorDetails: "flag 'needs-user' needs a targetingKey (or its stickiness attribute) in the context",
+    });
   });
 });

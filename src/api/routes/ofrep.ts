@@ -2,8 +2,8 @@ import { hash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { notModified } from '../conditional.js';
-import { prepareFlag } from '../ofrep-answers.js';
-import type { PreparedFlag } from '../ofrep-answers.js';
+import { JsonBytes, ofrepFailure, prepareFlag } from '../ofrep-answers.js';
+import type { OfrepFailure, PreparedFlag } from '../ofrep-answers.js';
 import { PROBLEM_BASE } from '../problem.js';
 import { keyParams } from '../schemas.js';
 import type { SnapshotCache } from '../snapshot-cache.js';
@@ -18,6 +18,10 @@ export const ofrepBody = z
   .nullish();
 
 const JSON_TYPE = 'application/json; charset=utf-8';
+const BULK_OPEN = Buffer.from('{"flags":[');
+const COMMA = Buffer.from(',');
+const BULK_CLOSE = Buffer.from('],"metadata":{"revision":');
+const CLOSE_ALL = Buffer.from('}}');
 
 type OfrepContext = Readonly<Record<string, unknown>>;
 
@@ -50,27 +54,13 @@ function toRampartContext(context: OfrepContext | undefined): OfrepContext {
 
 const EMPTY_CONTEXT: OfrepContext = Object.freeze({});
 
-interface OfrepFailure {
-  key: string;
-  errorCode: string;
-  errorDetails: string;
-}
-
-function failure(key: string, errorCode: string): OfrepFailure {
-  const details: Record<string, string> = {
-    FLAG_NOT_FOUND: `flag '${key}' does not exist`,
-    TARGETING_KEY_MISSING: `flag '${key}' needs a targetingKey (or its stickiness attribute) in the context`,
-    PARSE_ERROR: `flag '${key}' has an invalid configuration`,
-    GENERAL: `flag '${key}' could not be evaluated`,
-  };
-  return { key, errorCode, errorDetails: details[errorCode] ?? 'evaluation failed' };
-}
-
 /** The snapshot's flags in key order, prepared once per revision. */
 interface Prepared {
   readonly revision: number;
   readonly flags: readonly PreparedFlag[];
   readonly byKey: ReadonlyMap<string, PreparedFlag>;
+  /** Bytes enough for a bulk answer in which every flag succeeds. */
+  readonly bulkBytes: number;
 }
 
 function prepare(cache: SnapshotCache): Prepared {
@@ -80,7 +70,8 @@ function prepare(cache: SnapshotCache): Prepared {
     if (config === undefined) throw new Error(`flag '${flag.key}' is missing from the snapshot`);
     return prepareFlag(flag.key, config, revision);
   });
-  return { revision, flags, byKey: new Map(flags.map((f) => [f.key, f])) };
+  const bulkBytes = flags.reduce((sum, f) => sum + f.maxBytes + 1, BULK_OPEN.length + BULK_CLOSE.length + 32);
+  return { revision, flags, byKey: new Map(flags.map((f) => [f.key, f])), bulkBytes };
 }
 
 function sendFailure(reply: FastifyReply, failure: OfrepFailure): FastifyReply {
@@ -108,30 +99,34 @@ export function ofrepRoutes(cache: SnapshotCache) {
       const { key } = request.params as z.infer<typeof keyParams>;
       const context = contextOf(request.body);
       const flag = current().byKey.get(key);
-      if (flag === undefined) return sendFailure(reply, failure(key, 'FLAG_NOT_FOUND'));
-      const answer = flag.answer(toRampartContext(context));
-      if (answer.errorCode !== undefined) return sendFailure(reply, failure(key, answer.errorCode));
-      return reply.type(JSON_TYPE).send(answer.json);
+      if (flag === undefined) return sendFailure(reply, ofrepFailure(key, 'FLAG_NOT_FOUND'));
+      const out = new JsonBytes(flag.maxBytes);
+      const errorCode = flag.writeAnswer(toRampartContext(context), out);
+      if (errorCode !== undefined) return sendFailure(reply, ofrepFailure(key, errorCode));
+      return reply.type(JSON_TYPE).send(out.bytes());
     });
 
     app.post('/ofrep/v1/evaluate/flags', { config: { access: 'sdk' } }, async (request, reply) => {
       const context = contextOf(request.body);
-      const { revision, flags } = current();
+      const { revision, flags, bulkBytes } = current();
       // The answer depends on the revision and the context, so both go into the ETag.
       const digest = hash('sha256', JSON.stringify(context ?? {}), 'base64url').slice(0, 16);
       const tag = `"${revision}-${digest}"`;
       void reply.header('etag', tag);
       if (notModified(request, tag)) return reply.code(304).send();
       const rampartContext = toRampartContext(context);
-      let body = '{"flags":[';
+      const out = new JsonBytes(bulkBytes);
+      out.append(BULK_OPEN);
       for (let i = 0; i < flags.length; i++) {
         const flag = flags[i] as PreparedFlag;
-        const answer = flag.answer(rampartContext);
-        if (i > 0) body += ',';
-        body += answer.errorCode === undefined ? answer.json : JSON.stringify(failure(flag.key, answer.errorCode));
+        if (i > 0) out.append(COMMA);
+        const errorCode = flag.writeAnswer(rampartContext, out);
+        if (errorCode !== undefined) out.append(flag.failureBytes(errorCode));
       }
-      body += `],"metadata":{"revision":${revision}}}`;
-      return reply.type(JSON_TYPE).send(body);
+      out.append(BULK_CLOSE);
+      out.integer(revision);
+      out.append(CLOSE_ALL);
+      return reply.type(JSON_TYPE).send(out.bytes());
     });
   };
 }
