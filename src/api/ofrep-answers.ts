@@ -49,17 +49,22 @@ export class JsonBytes {
     this.#length += part.length;
   }
 
-  /** Appends a non-negative integer below 2^53 in decimal. */
-  integer(n: number): void {
+  /** Appends a non-negative integer below 2^53 in decimal, then `suffix` if given. */
+  integer(n: number, suffix?: Uint8Array): void {
     let digits = 1;
     for (let t = n; t >= 10; t = Math.floor(t / 10)) digits++;
-    this.#reserve(digits);
+    const extra = suffix?.length ?? 0;
+    this.#reserve(digits + extra);
     let rest = n;
     for (let i = this.#length + digits - 1; i >= this.#length; i--) {
       this.#buffer[i] = 48 + (rest % 10);
       rest = Math.floor(rest / 10);
     }
     this.#length += digits;
+    if (suffix !== undefined) {
+      for (let i = 0; i < extra; i++) this.#buffer[this.#length + i] = suffix[i] as number;
+      this.#length += extra;
+    }
   }
 
   get length(): number {
@@ -79,16 +84,39 @@ export class JsonBytes {
   }
 }
 
+/** A context's unit id for a stickiness attribute (see the SDK's unitIdOf). */
+export type Units = (stickiness: string) => string | undefined;
+
+/**
+ * The unit ids of one context, looked up once per attribute rather than once per flag: nearly
+ * every flag of a bulk evaluation asks for the same one.
+ *
+ * @example
+ * const units = unitsOf({ userId: 'user-42' }); units('userId'); // 'user-42'
+ */
+export function unitsOf(context: EvaluationContext): Units {
+  let lastName: string | undefined;
+  let lastUnit: string | undefined;
+  return (name) => {
+    if (name !== lastName) {
+      lastUnit = unitIdOf(context, name);
+      lastName = name;
+    }
+    return lastUnit;
+  };
+}
+
 /** A flag ready to answer any context at the revision it was prepared for. */
 export interface PreparedFlag {
   readonly key: string;
   /** The most bytes one answer of this flag can take. */
   readonly maxBytes: number;
   /**
-   * Appends this flag's OFREP success JSON for `context` to `out`, with the outcome of the SDK's
-   * `evaluateFlag(key, config, context)`; or appends nothing and returns why there is none.
+   * Appends this flag's OFREP success JSON for a context (given by its `units`) to `out`, with
+   * the outcome of the SDK's `evaluateFlag(key, config, context)`; or appends nothing and returns
+   * why there is none.
    */
-  writeAnswer(context: EvaluationContext, out: JsonBytes): ErrorCode | undefined;
+  writeAnswer(units: Units, out: JsonBytes): ErrorCode | undefined;
   /** The OFREP failure document for `errorCode`, as bytes (prepared once). */
   failureBytes(errorCode: ErrorCode): Buffer;
 }
@@ -105,7 +133,7 @@ const BUCKET_DIGITS = 5;
  *
  * @example
  * const out = new JsonBytes(256);
- * prepareFlag('new-checkout', { enabled: true, percentage: 25 }, 7).writeAnswer({ userId: 'user-42' }, out);
+ * prepareFlag('new-checkout', { enabled: true, percentage: 25 }, 7).writeAnswer(unitsOf({ userId: 'user-42' }), out);
  * out.bytes().toString();
  * // '{"key":"new-checkout","value":false,"reason":"SPLIT","variant":"off","metadata":{"revision":7,"bucket":74607}}'
  */
@@ -126,7 +154,7 @@ export function prepareFlag(key: string, config: FlagConfig, revision: number): 
     key,
     maxBytes: typeof answer === 'string' ? 0 : answer.length,
     failureBytes,
-    writeAnswer(_context, out) {
+    writeAnswer(_units, out) {
       if (typeof answer === 'string') return answer;
       out.append(answer);
       return undefined;
@@ -145,9 +173,9 @@ export function prepareFlag(key: string, config: FlagConfig, revision: number): 
       key,
       maxBytes: Math.max(on.length, off.length) + BUCKET_DIGITS + CLOSE.length,
       failureBytes,
-      writeAnswer(context, out) {
+      writeAnswer(units, out) {
         try {
-          const unitId = unitIdOf(context, stickiness);
+          const unitId = units(stickiness);
           if (unitId === undefined) {
             if (nobody === undefined) return 'TARGETING_KEY_MISSING';
             out.append(nobody);
@@ -156,8 +184,7 @@ export function prepareFlag(key: string, config: FlagConfig, revision: number): 
           if (prefix === undefined) return 'GENERAL';
           const b = bucketWithPrefix(prefix, unitId);
           out.append(b < threshold ? on : off);
-          out.integer(b);
-          out.append(CLOSE);
+          out.integer(b, CLOSE);
           return undefined;
         } catch {
           return 'GENERAL';

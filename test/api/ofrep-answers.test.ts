@@ -3,13 +3,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { bucket, evaluateFlag } from '@rampart/sdk';
 import type { EvaluationContext, FlagConfig } from '@rampart/sdk';
-import { JsonBytes, prepareFlag } from '../../src/api/ofrep-answers.js';
+import { JsonBytes, prepareFlag, unitsOf } from '../../src/api/ofrep-answers.js';
 import type { PreparedFlag } from '../../src/api/ofrep-answers.js';
 
 /** One answer as text, starting from a deliberately small buffer so growth is exercised too. */
 function answer(flag: PreparedFlag, ctx: EvaluationContext): { json: string; errorCode?: undefined } | { errorCode: string } {
   const out = new JsonBytes(8);
-  const errorCode = flag.writeAnswer(ctx, out);
+  const errorCode = flag.writeAnswer(unitsOf(ctx), out);
   if (errorCode !== undefined) {
     expect(out.length).toBe(0);
     return { errorCode };
@@ -91,10 +91,10 @@ describe('JsonBytes', () => {
         out.append(Buffer.from('['));
         numbers.forEach((n, i) => {
           if (i > 0) out.append(Buffer.from(','));
-          out.integer(n);
+          out.integer(n, i % 2 === 0 ? Buffer.from(' ') : undefined);
         });
         out.append(Buffer.from(']'));
-        expect(out.bytes().toString()).toBe(JSON.stringify(numbers));
+        expect(out.bytes().toString()).toBe(`[${numbers.map((n, i) => (i % 2 === 0 ? `${n} ` : String(n))).join(',')}]`);
       }),
     );
   });
