@@ -1,5 +1,5 @@
+import { hash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { hashUnit } from '@rampart/sdk';
 import { z } from 'zod';
 import { notModified } from '../conditional.js';
 import { JsonBytes, ofrepFailure, prepareFlag, unitsOf } from '../ofrep-answers.js';
@@ -54,14 +54,9 @@ function toRampartContext(context: OfrepContext | undefined): OfrepContext {
 
 const EMPTY_CONTEXT: OfrepContext = Object.freeze({});
 
-/**
- * 64 bits naming a context in a bulk answer's ETag: two seeded MurmurHash3 sums of its JSON,
- * 7 base-36 digits each. A client only ever compares its own contexts, so a collision costs at
- * most one stale answer to the client that made it; sha256 here was a tenth of the request.
- */
+/** A digest naming a context in a bulk answer's ETag (the context itself may carry personal data). */
 function contextTag(context: OfrepContext | undefined): string {
-  const json = JSON.stringify(context ?? {});
-  return hashUnit('ofrep-etag-1', json).toString(36).padStart(7, '0') + hashUnit('ofrep-etag-2', json).toString(36).padStart(7, '0');
+  return hash('sha256', JSON.stringify(context ?? {}), 'base64url').slice(0, 16);
 }
 
 /** The snapshot's flags in key order, prepared once per revision. */
