@@ -76,6 +76,15 @@ export class JsonBytes {
     return this.#buffer.subarray(0, this.#length);
   }
 
+  /**
+   * The bytes written so far as one flat string: what a reply should send, since Node writes a
+   * string body together with the headers in one write, and a Buffer in a second one (measured:
+   * a 5 KB Buffer body costs more CPU per request than decoding it to a string first).
+   */
+  text(): string {
+    return this.#buffer.toString('utf8', 0, this.#length);
+  }
+
   #reserve(extra: number): void {
     if (this.#length + extra <= this.#buffer.length) return;
     const grown = Buffer.allocUnsafe(Math.max(this.#buffer.length * 2, this.#length + extra));

@@ -15,7 +15,7 @@ function answer(flag: PreparedFlag, ctx: EvaluationContext): { json: string; err
     return { errorCode };
   }
   expect(out.length).toBeLessThanOrEqual(flag.maxBytes);
-  return { json: out.bytes().toString('utf8') };
+  return { json: out.text() };
 }
 
 const key = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,20}$/);

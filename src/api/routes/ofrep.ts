@@ -108,7 +108,7 @@ export function ofrepRoutes(cache: SnapshotCache) {
       const out = new JsonBytes(flag.maxBytes);
       const errorCode = flag.writeAnswer(unitsOf(toRampartContext(context)), out);
       if (errorCode !== undefined) return sendFailure(reply, ofrepFailure(key, errorCode));
-      return reply.type(JSON_TYPE).send(out.bytes());
+      return reply.type(JSON_TYPE).send(out.text());
     });
 
     app.post('/ofrep/v1/evaluate/flags', { config: { access: 'sdk' } }, async (request, reply) => {
@@ -130,7 +130,7 @@ export function ofrepRoutes(cache: SnapshotCache) {
       out.append(BULK_CLOSE);
       out.integer(revision);
       out.append(CLOSE_ALL);
-      return reply.type(JSON_TYPE).send(out.bytes());
+      return reply.type(JSON_TYPE).send(out.text());
     });
   };
 }
