@@ -275,18 +275,33 @@ async function main(): Promise<void> {
       `bytes: snapshot ${fmtInt(flagsRes.body.length)} B (ETag ${flagsRes.etag ?? '-'}), OFREP single ${fmtInt(single.body.length)} B, OFREP bulk ${fmtInt(bulk.body.length)} B; same bytes from both: ${failures.length === 0 ? 'yes' : 'NO'}\n`,
     );
 
-    const scenarios: { name: string; request: AutocannonRequest; expected: number }[] = [
+    let distinctUsers = 0;
+    const scenarios: { name: string; request: AutocannonRequest; expected: number; inGoal?: boolean }[] = [
       { name: 'GET /sdk/v1/flags (200)', request: { method: 'GET', path: '/sdk/v1/flags', headers: sdkHeaders }, expected: 200 },
       { name: 'GET /sdk/v1/flags If-None-Match (304)', request: { method: 'GET', path: '/sdk/v1/flags', headers: { ...sdkHeaders, 'if-none-match': flagsRes.etag ?? '' } }, expected: 304 },
       { name: 'POST /ofrep/v1/evaluate/flags/:key', request: { method: 'POST', path: '/ofrep/v1/evaluate/flags/flag-7', headers: ofrepHeaders, body: ofrepBody }, expected: 200 },
       { name: 'POST /ofrep/v1/evaluate/flags (bulk)', request: { method: 'POST', path: '/ofrep/v1/evaluate/flags', headers: ofrepHeaders, body: ofrepBody }, expected: 200 },
+      // Every request a user never seen before: no recent answer to reuse, 50 evaluations each.
+      // (The bare server still answers its prepared bytes, so this ratio is the evaluation's cost.)
+      {
+        name: 'POST /ofrep/v1/evaluate/flags (bulk, new user each time)',
+        request: {
+          method: 'POST',
+          path: '/ofrep/v1/evaluate/flags',
+          headers: ofrepHeaders,
+          setupRequest: (request) => ({ ...request, body: JSON.stringify({ context: { targetingKey: `user-${distinctUsers++}`, plan: 'pro' } }) }),
+        },
+        expected: 200,
+        // Beside the goal, not in it: the goal compares answers of the same bytes for the same request.
+        inGoal: false,
+      },
     ];
     // Each route runs in ROUNDS short rounds, rampart and bare back to back (the order alternating
     // per round); the verdict is the median of the per-round ratios, so a burst of load from
     // another process on a shared machine spoils one round, not the result.
     // Beside it, the CPU ratio: bare's CPU time per request over Rampart's (1.0 = as cheap as bare),
     // which other processes on the machine disturb far less than throughput.
-    const reads: { route: string; rampart: Run; bare: Run; ratio: number; ratios: number[]; cpuRatio: number; pass: boolean }[] = [];
+    const reads: { route: string; rampart: Run; bare: Run; ratio: number; ratios: number[]; cpuRatio: number; inGoal: boolean; pass: boolean }[] = [];
     for (const s of scenarios) {
       const rounds: { rampart: Run; bare: Run; ratio: number }[] = [];
       for (let round = 0; round < ROUNDS; round++) {
@@ -302,7 +317,7 @@ async function main(): Promise<void> {
       const cpuRatio = median(rounds.map((r) => r.bare.cpuUsPerRequest / r.rampart.cpuUsPerRequest));
       // The round whose ratio is the median stands for the route in the table.
       const typical = rounds.reduce((best, r) => (Math.abs(r.ratio - ratio) < Math.abs(best.ratio - ratio) ? r : best));
-      reads.push({ route: s.name, rampart: typical.rampart, bare: typical.bare, ratio, ratios, cpuRatio, pass: ratio >= GOAL });
+      reads.push({ route: s.name, rampart: typical.rampart, bare: typical.bare, ratio, ratios, cpuRatio, inGoal: s.inGoal ?? true, pass: ratio >= GOAL });
       console.log(`  ${s.name}: median ${fmtRatio(ratio)} over ${ROUNDS} rounds (${ratios.map((x) => fmtRatio(x)).join(' ')}); CPU per request, bare/rampart ${fmtRatio(cpuRatio)}`);
     }
     console.log('');
@@ -318,7 +333,7 @@ async function main(): Promise<void> {
           fmtMs(r.bare.p50),
           fmtMs(r.bare.p99),
           fmtRatio(r.ratio),
-          r.pass ? 'PASS' : 'FAIL',
+          r.inGoal ? (r.pass ? 'PASS' : 'FAIL') : '(not in goal)',
           r.rampart.cpuUsPerRequest.toFixed(1),
           r.bare.cpuUsPerRequest.toFixed(1),
           fmtRatio(r.cpuRatio),
@@ -391,7 +406,7 @@ async function main(): Promise<void> {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   }
 
-  const reads = (results.reads ?? []) as { ratio: number; pass: boolean; route: string }[];
+  const reads = ((results.reads ?? []) as { ratio: number; pass: boolean; inGoal: boolean; route: string }[]).filter((r) => r.inGoal);
   const worst = Math.min(...reads.map((r) => r.ratio));
   const pass = reads.length > 0 && reads.every((r) => r.pass);
   if (!pass) failures.push({ code: 3, message: `lowest rampart/bare ratio ${fmtRatio(worst)} < ${GOAL}` });

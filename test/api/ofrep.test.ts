@@ -3,6 +3,7 @@ import { OpenFeature } from '@openfeature/server-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluate } from '@rampart/sdk';
 import type { FlagSnapshot } from '@rampart/sdk';
+import { RECENT_BULK_ANSWERS } from '../../src/api/routes/ofrep.js';
 import { buildTestApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 
@@ -157,6 +158,28 @@ describe('OFREP bulk evaluation', () => {
     const snap = (await t.app.inject({ method: 'GET', url: '/sdk/v1/flags' })).json<FlagSnapshot>();
     const res = await t.app.inject({ method: 'POST', url: '/ofrep/v1/evaluate/flags/a', payload: { context: { targetingKey: 'u-9', userId: 'someone-else' } } });
     expect(res.json<{ metadata: { bucket: number } }>().metadata.bucket).toBe(evaluate(snap, 'a', { userId: 'u-9' }).bucket);
+  });
+
+  it('answers a repeated context from its recent answers until the revision changes, past the bound too', async () => {
+    const ask = async (context: Record<string, unknown>) => {
+      const res = await t.app.inject({ method: 'POST', url: '/ofrep/v1/evaluate/flags', payload: { context } });
+      return { body: res.body, etag: res.headers.etag as string, flags: res.json<{ flags: { key: string; value?: boolean }[] }>().flags };
+    };
+    const first = await ask({ targetingKey: 'repeat-1' });
+    expect(await ask({ targetingKey: 'repeat-1' })).toEqual(first);
+    // More distinct contexts than are kept: the first is computed again, to the same bytes.
+    for (let i = 0; i <= RECENT_BULK_ANSWERS; i++) await ask({ targetingKey: `other-${i}` });
+    expect(await ask({ targetingKey: 'repeat-1' })).toEqual(first);
+    // A new revision: the kept answer is not served any more.
+    await t.app.inject({ method: 'PATCH', url: '/flags/b', payload: { enabled: false } });
+    await t.cache.resync();
+    const afterOff = await ask({ targetingKey: 'repeat-1' });
+    expect(afterOff.etag).not.toBe(first.etag);
+    expect(afterOff.flags.find((f) => f.key === 'b')?.value).toBe(false);
+    await t.app.inject({ method: 'PATCH', url: '/flags/b', payload: { enabled: true, percentage: 100 } });
+    await t.cache.resync();
+    const afterOn = await ask({ targetingKey: 'repeat-1' });
+    expect(afterOn.flags.find((f) => f.key === 'b')?.value).toBe(true);
   });
 
   it('rejects a context that is not an object with 400 problem+json', async () => {

@@ -55,8 +55,8 @@ function toRampartContext(context: OfrepContext | undefined): OfrepContext {
 const EMPTY_CONTEXT: OfrepContext = Object.freeze({});
 
 /** A digest naming a context in a bulk answer's ETag (the context itself may carry personal data). */
-function contextTag(context: OfrepContext | undefined): string {
-  return hash('sha256', JSON.stringify(context ?? {}), 'base64url').slice(0, 16);
+function contextTag(contextJson: string): string {
+  return hash('sha256', contextJson, 'base64url').slice(0, 16);
 }
 
 /** The snapshot's flags in key order, prepared once per revision. */
@@ -66,7 +66,16 @@ interface Prepared {
   readonly byKey: ReadonlyMap<string, PreparedFlag>;
   /** Bytes enough for a bulk answer in which every flag succeeds. */
   readonly bulkBytes: number;
+  /** Recent bulk answers at this revision by context JSON (see RECENT_BULK_ANSWERS). */
+  readonly recent: Map<string, { readonly tag: string; readonly body: string }>;
 }
+
+/**
+ * Bulk answers kept per revision, by the exact JSON of their context: the pages a server renders
+ * for one user, or one user's tabs, ask for the same context again and again. At most this many
+ * (about 5 KB each for 50 flags), the oldest dropped first; a new revision starts empty.
+ */
+export const RECENT_BULK_ANSWERS = 1000;
 
 function prepare(cache: SnapshotCache): Prepared {
   const { revision } = cache;
@@ -76,7 +85,7 @@ function prepare(cache: SnapshotCache): Prepared {
     return prepareFlag(flag.key, config, revision);
   });
   const bulkBytes = flags.reduce((sum, f) => sum + f.maxBytes + 1, BULK_OPEN.length + BULK_CLOSE.length + 32);
-  return { revision, flags, byKey: new Map(flags.map((f) => [f.key, f])), bulkBytes };
+  return { revision, flags, byKey: new Map(flags.map((f) => [f.key, f])), bulkBytes, recent: new Map() };
 }
 
 function sendFailure(reply: FastifyReply, failure: OfrepFailure): FastifyReply {
@@ -113,24 +122,31 @@ export function ofrepRoutes(cache: SnapshotCache) {
 
     app.post('/ofrep/v1/evaluate/flags', { config: { access: 'sdk' } }, async (request, reply) => {
       const context = contextOf(request.body);
-      const { revision, flags, bulkBytes } = current();
-      // The answer depends on the revision and the context, so both go into the ETag.
-      const tag = `"${revision}-${contextTag(context)}"`;
-      void reply.header('etag', tag);
-      if (notModified(request, tag)) return reply.code(304).send();
-      const units = unitsOf(toRampartContext(context));
-      const out = new JsonBytes(bulkBytes);
-      out.append(BULK_OPEN);
-      for (let i = 0; i < flags.length; i++) {
-        const flag = flags[i] as PreparedFlag;
-        if (i > 0) out.append(COMMA);
-        const errorCode = flag.writeAnswer(units, out);
-        if (errorCode !== undefined) out.append(flag.failureBytes(errorCode));
+      const { revision, flags, bulkBytes, recent } = current();
+      const json = JSON.stringify(context ?? {});
+      let answer = recent.get(json);
+      if (answer === undefined) {
+        // The answer depends on the revision and the context, so both go into the ETag.
+        const tag = `"${revision}-${contextTag(json)}"`;
+        const units = unitsOf(toRampartContext(context));
+        const out = new JsonBytes(bulkBytes);
+        out.append(BULK_OPEN);
+        for (let i = 0; i < flags.length; i++) {
+          const flag = flags[i] as PreparedFlag;
+          if (i > 0) out.append(COMMA);
+          const errorCode = flag.writeAnswer(units, out);
+          if (errorCode !== undefined) out.append(flag.failureBytes(errorCode));
+        }
+        out.append(BULK_CLOSE);
+        out.integer(revision);
+        out.append(CLOSE_ALL);
+        answer = { tag, body: out.text() };
+        if (recent.size >= RECENT_BULK_ANSWERS) recent.delete(recent.keys().next().value as string);
+        recent.set(json, answer);
       }
-      out.append(BULK_CLOSE);
-      out.integer(revision);
-      out.append(CLOSE_ALL);
-      return reply.type(JSON_TYPE).send(out.text());
+      void reply.header('etag', answer.tag);
+      if (notModified(request, answer.tag)) return reply.code(304).send();
+      return reply.type(JSON_TYPE).send(answer.body);
     });
   };
 }
