@@ -20,30 +20,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildDist, startServerProcess, TS_NODE_ARGS } from '../test/support/server-process.js';
 import type { ServerProcess } from '../test/support/server-process.js';
+import { autocannon } from './autocannon.js';
+import type { AutocannonRequest } from './autocannon.js';
 import { fmtInt, median, table } from './measure.js';
 
-// ---- autocannon 9 ships no types: the part of its API used here. -------------------------------
-interface AutocannonRequest {
-  method?: string;
-  path?: string;
-  headers?: Record<string, string>;
-  body?: string;
-}
-interface AutocannonStat {
-  average: number;
-  p50: number;
-  p99: number;
-  total: number;
-}
-interface AutocannonResult {
-  requests: AutocannonStat;
-  latency: AutocannonStat;
-  errors: number;
-  timeouts: number;
-  statusCodeStats: Record<string, { count: number } | undefined>;
-}
-type Autocannon = (options: { url: string; connections: number; duration: number; timeout?: number; requests: AutocannonRequest[] }) => Promise<AutocannonResult>;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 /** The part of @unleash/proxy used here (its types need express's, which are not installed). */
 type CreateApp = (options: Record<string, unknown>) => RequestListener;

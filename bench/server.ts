@@ -11,7 +11,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,40 +20,10 @@ import { startRedisServer } from '../test/support/redis-server.js';
 import type { RedisServer } from '../test/support/redis-server.js';
 import { buildDist, startServerProcess, TS_NODE_ARGS } from '../test/support/server-process.js';
 import type { ServerProcess } from '../test/support/server-process.js';
+import { autocannon } from './autocannon.js';
+import type { AutocannonRequest } from './autocannon.js';
 import { fmtInt, fmtRatio, median, table } from './measure.js';
 
-// ---- autocannon 9 ships no types: the part of its API used here. -------------------------------
-interface AutocannonRequest {
-  method?: string;
-  path?: string;
-  headers?: Record<string, string>;
-  body?: string;
-  setupRequest?: (request: AutocannonRequest) => AutocannonRequest;
-}
-interface AutocannonOptions {
-  url: string;
-  connections: number;
-  duration: number;
-  pipelining?: number;
-  timeout?: number;
-  requests: AutocannonRequest[];
-}
-interface AutocannonStat {
-  average: number;
-  p50: number;
-  p99: number;
-  max: number;
-  total: number;
-}
-interface AutocannonResult {
-  requests: AutocannonStat;
-  latency: AutocannonStat;
-  errors: number;
-  timeouts: number;
-  statusCodeStats: Record<string, { count: number } | undefined>;
-}
-type Autocannon = (options: AutocannonOptions) => Promise<AutocannonResult>;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 /**
  * CPU time (user + system, ms) a process has used, from /proc/<pid>/stat; NaN off Linux. CPU per
