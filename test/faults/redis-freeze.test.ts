@@ -3,18 +3,16 @@
 // `rampart serve` runs as a real child process with its default 2 s Redis command timeout (there
 // is no setting for it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '@rampart/sdk';
 import type { RampartClient } from '@rampart/sdk';
 import { ackedWrites, lostWrites, refusedButApplied } from '../support/fault-acked.js';
-import { durationOf, send, startLoad, succeeded } from '../support/fault-load.js';
+import { durationOf, isProblem503, isWrite, readLoops, send, sleep, startLoad, succeeded, within } from '../support/fault-load.js';
 import type { Load, LoadLoop, Sample } from '../support/fault-load.js';
 import { sampleRss } from '../support/fault-rss.js';
 import type { RssSampler } from '../support/fault-rss.js';
 import { startRedisServer } from '../support/redis-server.js';
 import type { RedisServer } from '../support/redis-server.js';
-import { startServerProcess } from '../support/server-process.js';
+import { startFaultScene } from '../support/fault-scene.js';
 import type { ServerProcess } from '../support/server-process.js';
-import { openSse } from '../support/sse.js';
 import type { SseConnection } from '../support/sse.js';
 
 const ADMIN = 'freeze-admin-secret';
@@ -33,7 +31,6 @@ const REQUEST_TIMEOUT_MS = 15_000;
 const RECOVERY_MS = 5000;
 const RSS_GROWTH_BOUND = 150 * 1024 * 1024;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function loops(): LoadLoop[] {
   // Every write to an own flag sends a percentage no other write sends, so a refused write can be
@@ -54,23 +51,8 @@ function loops(): LoadLoop[] {
   return [
     ...own,
     ...shared,
-    { name: 'read sdk', token: SDK, pauseMs: 5, next: () => ({ method: 'GET', path: '/sdk/v1/flags' }) },
-    { name: 'read ofrep', token: SDK, pauseMs: 5, next: (i) => ({ method: 'POST', path: '/ofrep/v1/evaluate/flags/steady', body: { context: { targetingKey: USERS[i % USERS.length] } } }) },
-    { name: 'read ofrep bulk', token: SDK, pauseMs: 10, next: (i) => ({ method: 'POST', path: '/ofrep/v1/evaluate/flags', body: { context: { targetingKey: USERS[i % USERS.length] } } }) },
+    ...readLoops(SDK, USERS),
   ];
-}
-
-const isWrite = (s: Sample): boolean => s.method === 'PUT' || s.method === 'PATCH';
-const isProblem503 = (s: Sample): boolean =>
-  s.status === 503 && s.contentType.startsWith('application/problem+json') && (s.body as { type?: string }).type === 'https://rampart.dev/problems/store-unavailable';
-
-async function within(timeoutMs: number, what: string, probe: () => Promise<boolean> | boolean): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await probe()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(100);
-  }
 }
 
 describe('rampart serve when its Redis freezes (SIGSTOP) for 10 s under load', () => {
@@ -92,20 +74,9 @@ describe('rampart serve when its Redis freezes (SIGSTOP) for 10 s under load', (
 
   beforeAll(async () => {
     redis = await startRedisServer();
-    server = await startServerProcess({ REDIS_URL: redis.url, RAMPART_ADMIN_TOKENS: `ops:${ADMIN}`, RAMPART_SDK_TOKENS: `app:${SDK}` });
-    for (const [key, body] of [
-      ['steady', { enabled: true, percentage: 37.5 }],
-      ['probe', { enabled: true, percentage: 0 }],
-      ['freeze-shared', { enabled: true, percentage: 0 }],
-      ...WRITE_KEYS.map((key) => [key, { enabled: true, percentage: 0 }] as const),
-    ] as const) {
-      expect((await admin('PUT', `/flags/${key}`, body)).status).toBe(201);
-    }
-    clients = [createClient({ url: server.url, token: SDK }), createClient({ url: server.url, token: SDK })];
-    await Promise.all(clients.map((c) => c.ready({ timeoutMs: 5000 })));
-    stream = await openSse(`${server.url}/sdk/v1/stream`, { authorization: `Bearer ${SDK}` });
-    await stream.next((e) => e.event === 'snapshot');
+    ({ server, clients, stream } = await startFaultScene({ redisUrl: redis.url, adminToken: ADMIN, sdkToken: SDK, sharedKey: 'freeze-shared', writeKeys: WRITE_KEYS }));
     for (const user of USERS) baseline.set(user, clients[0]!.isEnabled('steady', user));
+    // Both outcomes present, so "unchanged" below could fail.
     expect(new Set(baseline.values()).size).toBe(2);
   }, 40_000);
 

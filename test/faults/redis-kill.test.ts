@@ -2,16 +2,14 @@
 // folder (AOF, appendfsync always). `rampart serve` runs as a real child process; nothing here
 // imitates Redis or the server.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '@rampart/sdk';
 import type { RampartClient } from '@rampart/sdk';
 import { ackedWrites, lostWrites, refusedButApplied } from '../support/fault-acked.js';
-import { durationOf, send, startLoad, succeeded } from '../support/fault-load.js';
+import { durationOf, isProblem503, isWrite, readLoops, send, sleep, startLoad, succeeded, within } from '../support/fault-load.js';
 import type { Load, LoadLoop, Sample } from '../support/fault-load.js';
 import { startRedisServer } from '../support/redis-server.js';
 import type { RedisServer } from '../support/redis-server.js';
-import { startServerProcess } from '../support/server-process.js';
+import { startFaultScene } from '../support/fault-scene.js';
 import type { ServerProcess } from '../support/server-process.js';
-import { openSse } from '../support/sse.js';
 import type { SseConnection } from '../support/sse.js';
 
 const ADMIN = 'kill-admin-secret';
@@ -23,7 +21,6 @@ const RECOVERY_MS = 5000;
 /** Client-side timeout of every load request; an answer must come well before it. */
 const REQUEST_TIMEOUT_MS = 5000;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function writeLoops(): LoadLoop[] {
   // Every write to an own flag sends a percentage no other write sends: each acknowledged PATCH
@@ -44,27 +41,6 @@ function writeLoops(): LoadLoop[] {
   return [...own, ...shared];
 }
 
-function readLoops(): LoadLoop[] {
-  return [
-    { name: 'read sdk', token: SDK, pauseMs: 5, next: () => ({ method: 'GET', path: '/sdk/v1/flags' }) },
-    { name: 'read ofrep', token: SDK, pauseMs: 5, next: (i) => ({ method: 'POST', path: '/ofrep/v1/evaluate/flags/steady', body: { context: { targetingKey: USERS[i % USERS.length] } } }) },
-    { name: 'read ofrep bulk', token: SDK, pauseMs: 10, next: (i) => ({ method: 'POST', path: '/ofrep/v1/evaluate/flags', body: { context: { targetingKey: USERS[i % USERS.length] } } }) },
-  ];
-}
-
-const isWrite = (s: Sample): boolean => s.method === 'PUT' || s.method === 'PATCH';
-const isProblem503 = (s: Sample): boolean =>
-  s.status === 503 && s.contentType.startsWith('application/problem+json') && (s.body as { type?: string }).type === 'https://rampart.dev/problems/store-unavailable';
-
-/** Polls `probe` every 100 ms until it holds; resolves with the ms it took, rejects after `timeoutMs`. */
-async function within(timeoutMs: number, what: string, probe: () => Promise<boolean> | boolean): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await probe()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
 
 describe('rampart serve when its Redis is SIGKILLed under load and restarted', () => {
   let redis: RedisServer;
@@ -82,23 +58,7 @@ describe('rampart serve when its Redis is SIGKILLed under load and restarted', (
 
   beforeAll(async () => {
     redis = await startRedisServer(['--appendonly', 'yes', '--appendfsync', 'always']);
-    server = await startServerProcess({
-      REDIS_URL: redis.url,
-      RAMPART_ADMIN_TOKENS: `ops:${ADMIN}`,
-      RAMPART_SDK_TOKENS: `app:${SDK}`,
-    });
-    for (const [key, body] of [
-      ['steady', { enabled: true, percentage: 37.5 }],
-      ['probe', { enabled: true, percentage: 0 }],
-      ['kill-shared', { enabled: true, percentage: 0 }],
-      ...WRITE_KEYS.map((key) => [key, { enabled: true, percentage: 0 }] as const),
-    ] as const) {
-      expect((await admin('PUT', `/flags/${key}`, body)).status).toBe(201);
-    }
-    clients = [createClient({ url: server.url, token: SDK }), createClient({ url: server.url, token: SDK })];
-    await Promise.all(clients.map((c) => c.ready({ timeoutMs: 5000 })));
-    stream = await openSse(`${server.url}/sdk/v1/stream`, { authorization: `Bearer ${SDK}` });
-    await stream.next((e) => e.event === 'snapshot');
+    ({ server, clients, stream } = await startFaultScene({ redisUrl: redis.url, adminToken: ADMIN, sdkToken: SDK, sharedKey: 'kill-shared', writeKeys: WRITE_KEYS }));
     for (const user of USERS) {
       const res = await send(server.url, { method: 'POST', path: '/ofrep/v1/evaluate/flags/steady', body: { context: { targetingKey: user } } }, { token: SDK, timeoutMs: 5000 });
       baseline.set(user, (res.body as { value: boolean }).value);
@@ -116,7 +76,7 @@ describe('rampart serve when its Redis is SIGKILLed under load and restarted', (
   });
 
   it('keeps serving reads and SDKs, reports not-ready and refuses writes with 503 while Redis is dead', async () => {
-    load = startLoad(server!.url, [...readLoops(), ...writeLoops()], { timeoutMs: REQUEST_TIMEOUT_MS });
+    load = startLoad(server!.url, [...readLoops(SDK, USERS), ...writeLoops()], { timeoutMs: REQUEST_TIMEOUT_MS });
     await sleep(1500);
     expect(ackedWrites(load.samples).length, 'writes were acknowledged before the kill').toBeGreaterThan(10);
 

@@ -109,3 +109,31 @@ export function startLoad(baseUrl: string, loops: readonly LoadLoop[], options: 
     },
   };
 }
+
+/** The read loops both Redis fault tests run: the SDK snapshot, OFREP single on `steady`, OFREP bulk. */
+export function readLoops(sdkToken: string, users: readonly string[]): LoadLoop[] {
+  const context = (i: number) => ({ context: { targetingKey: users[i % users.length] } });
+  return [
+    { name: 'read sdk', token: sdkToken, pauseMs: 5, next: () => ({ method: 'GET', path: '/sdk/v1/flags' }) },
+    { name: 'read ofrep', token: sdkToken, pauseMs: 5, next: (i) => ({ method: 'POST', path: '/ofrep/v1/evaluate/flags/steady', body: context(i) }) },
+    { name: 'read ofrep bulk', token: sdkToken, pauseMs: 10, next: (i) => ({ method: 'POST', path: '/ofrep/v1/evaluate/flags', body: context(i) }) },
+  ];
+}
+
+export const isWrite = (s: Sample): boolean => s.method === 'PUT' || s.method === 'PATCH';
+
+/** A 503 `store-unavailable` problem document: how a write is refused while Redis is away. */
+export const isProblem503 = (s: Sample): boolean =>
+  s.status === 503 && s.contentType.startsWith('application/problem+json') && (s.body as { type?: string }).type === 'https://rampart.dev/problems/store-unavailable';
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` every 100 ms until it holds; resolves with the ms it took, rejects after `timeoutMs`. */
+export async function within(timeoutMs: number, what: string, probe: () => Promise<boolean> | boolean): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (await probe()) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
