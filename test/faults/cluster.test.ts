@@ -8,17 +8,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createClient } from '@rampart/sdk';
 import type { ChangeEvent, RampartClient } from '@rampart/sdk';
 import { RampartError } from '../../src/core/errors.js';
-import type { RolloutPlan } from '../../src/core/rollout/plan.js';
-import { initialState } from '../../src/core/rollout/state.js';
 import { createRedisClient } from '../../src/store/redis-connection.js';
 import { createRedisLease } from '../../src/store/redis-lease.js';
 import { createRedisOutcomeStore } from '../../src/store/redis-outcome-store.js';
 import { createRedisRolloutStore } from '../../src/store/redis-rollout-store.js';
-import type { RedisRolloutStore } from '../../src/store/redis-rollout-store.js';
 import { createRedisStore } from '../../src/store/redis-store.js';
-import type { NewDecision, RolloutRecord } from '../../src/store/rollout-store.js';
 import { fields, flagStoreContract, meta } from '../store/flag-store-contract.js';
 import { outcome, outcomeStoreContract } from '../store/outcome-store-contract.js';
+import { decision, leaseContract, record, rolloutStoreContract } from '../store/rollout-store-contract.js';
 import { clusterKeys, deleteClusterKeys, onNode, startRedisCluster } from '../support/redis-cluster.js';
 import type { RedisCluster } from '../support/redis-cluster.js';
 import { uniquePrefix } from '../support/redis.js';
@@ -199,78 +196,39 @@ describe('redis cluster subscriber', () => {
   });
 });
 
-const plan: RolloutPlan = {
-  stages: [{ percentage: 10, holdMs: 60_000 }, { percentage: 100 }],
-  sampleEveryMs: 1000,
-  criteria: [{ name: 'queue', source: { type: 'redis', url: 'redis://127.0.0.1:1', command: 'LLEN', key: 'jobs' }, op: '<', threshold: 50 }],
-  onFailure: { action: 'revert', after: 2 },
-  dryRun: false,
-  notify: [],
-};
+rolloutStoreContract('redis cluster', async () => {
+  const prefix = uniquePrefix('cluster-rollouts');
+  let current = await createRedisRolloutStore({ url: seed(), cluster: true, prefix });
+  return {
+    store: current,
+    // Another instance through another seed node, as another replica would open it.
+    reopen: async () => {
+      current = await createRedisRolloutStore({ url: cluster().url, cluster: true, prefix });
+      return current;
+    },
+    cleanup: async () => {
+      await current.close();
+      await deleteClusterKeys(cluster(), prefix);
+    },
+  };
+});
 
-function record(version: number, fence = 0): RolloutRecord {
-  return { flagKey: 'reports', version, plan, state: initialState(plan, 1_000), flagVersion: 1, fence, createdAt: 'x', updatedAt: 'x', updatedBy: 'test' };
-}
-
-function decision(n: number): NewDecision {
-  return { flagKey: 'reports', at: new Date(n).toISOString(), actor: 'guard', planVersion: n, stage: 0, status: 'running', action: 'hold', reason: `tick ${n}`, samples: [] };
-}
-
-describe('redis cluster rollout store and guard lease', () => {
-  const closers: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const close of closers.splice(0)) await close();
-  });
-
-  async function rolloutStore(prefix: string): Promise<RedisRolloutStore> {
-    const store = await createRedisRolloutStore({ url: seed(), cluster: true, prefix });
-    closers.push(() => store.close());
-    return store;
-  }
-
-  it('saves and loads a plan with compare-and-set, one winner of two racing writers, and decisions paged newest first', async () => {
-    const prefix = uniquePrefix('cluster-rollouts');
-    closers.push(() => deleteClusterKeys(cluster(), prefix));
-    const store = await rolloutStore(prefix);
-    expect((await store.write(record(1), 0, { decision: decision(1) })).ok).toBe(true);
-    expect(await store.write(record(1), 0)).toMatchObject({ ok: false, reason: 'version' });
-    const raced = await Promise.all([store.write(record(2), 1, { decision: decision(2) }), store.write(record(2), 1, { decision: decision(3) })]);
-    expect(raced.filter((r) => r.ok)).toHaveLength(1);
-    for (let v = 3; v <= 5; v++) expect((await store.write(record(v), v - 1, { decision: decision(v + 1) })).ok).toBe(true);
-    // A second instance, as another replica: it loads what the first saved.
-    const other = await rolloutStore(prefix);
-    expect(await other.get('reports')).toEqual(record(5));
-    expect((await other.list()).map((r) => r.version)).toEqual([5]);
-    const page = await other.decisions('reports', { limit: 3 });
-    expect(page.entries.map((e) => e.reason)).toEqual(['tick 6', 'tick 5', 'tick 4']);
-    const rest = await other.decisions('reports', { limit: 3, before: page.next });
-    expect(rest.entries).toHaveLength(2);
-    expect(rest.next).toBeUndefined();
-  });
-
-  it('grants the lease to one holder at a time, renews it, lets another take it over after expiry and fences the old holder', async () => {
-    const prefix = uniquePrefix('cluster-lease');
-    closers.push(() => deleteClusterKeys(cluster(), prefix));
-    const a = await createRedisLease({ url: seed(), cluster: true, prefix, ttlMs: 300 });
-    closers.push(() => a.close());
-    const b = await createRedisLease({ url: cluster().url, cluster: true, prefix, ttlMs: 300 });
-    closers.push(() => b.close());
-    const store = await rolloutStore(prefix);
-    const first = await a.acquire();
-    expect(first).toBeDefined();
-    expect(await b.acquire()).toBeUndefined();
-    expect(await a.renew(first!)).toBe(true);
-    expect((await store.write(record(1, first!.token), 0, { fence: first! })).ok).toBe(true);
-    await new Promise((r) => setTimeout(r, 450));
-    const second = await b.acquire();
-    expect(second!.token).toBeGreaterThan(first!.token);
-    expect(await a.renew(first!)).toBe(false);
-    expect(await store.write(record(2, first!.token), 1, { fence: first! })).toMatchObject({ ok: false, reason: 'fence' });
-    expect((await store.write(record(2, second!.token), 1, { fence: second! })).ok).toBe(true);
-    await b.release(second!);
-    const third = await a.acquire();
-    expect(third!.token).toBeGreaterThan(second!.token);
-  });
+leaseContract('redis cluster', async () => {
+  const prefix = uniquePrefix('cluster-lease');
+  const a = await createRedisLease({ url: seed(), cluster: true, prefix, ttlMs: 300 });
+  const b = await createRedisLease({ url: cluster().url, cluster: true, prefix, ttlMs: 300 });
+  const store = await createRedisRolloutStore({ url: seed(), cluster: true, prefix });
+  return {
+    a,
+    b,
+    store,
+    cleanup: async () => {
+      await a.close();
+      await b.close();
+      await store.close();
+      await deleteClusterKeys(cluster(), prefix);
+    },
+  };
 });
 
 describe('change propagation on a redis cluster', () => {
