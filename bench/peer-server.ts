@@ -164,6 +164,7 @@ async function main(): Promise<void> {
     // Each route: the request both servers get, the status expected, and how to read the answer.
     const rampartHeaders = { authorization: `Bearer ${SDK_TOKEN}`, 'content-type': 'application/json' };
     const peerHeaders = { authorization: PROXY_KEY, 'content-type': 'application/json' };
+    let newUsers = 0;
     const routes = [
       {
         name: `evaluate all ${FLAGS} flags for one user`,
@@ -174,6 +175,24 @@ async function main(): Promise<void> {
         name: 'evaluate one flag for one user',
         rampart: { method: 'POST', path: '/ofrep/v1/evaluate/flags/flag-13', headers: rampartHeaders, body: JSON.stringify({ context: { targetingKey: USER, plan: 'pro' } }) },
         peer: { method: 'POST', path: '/proxy', headers: peerHeaders, body: JSON.stringify({ context: { userId: USER, properties: { plan: 'pro' } }, toggles: ['flag-13'] }) },
+      },
+      {
+        // A user never seen before on every request: Rampart cannot reuse a kept bulk answer.
+        name: `evaluate all ${FLAGS} flags, a new user each request`,
+        rampart: {
+          method: 'POST',
+          path: '/ofrep/v1/evaluate/flags',
+          headers: rampartHeaders,
+          body: JSON.stringify({ context: { targetingKey: USER, plan: 'pro' } }),
+          setupRequest: (r: AutocannonRequest) => ({ ...r, body: JSON.stringify({ context: { targetingKey: `user-${newUsers++}`, plan: 'pro' } }) }),
+        },
+        peer: {
+          method: 'POST',
+          path: '/proxy/all',
+          headers: peerHeaders,
+          body: JSON.stringify({ context: { userId: USER, properties: { plan: 'pro' } } }),
+          setupRequest: (r: AutocannonRequest) => ({ ...r, body: JSON.stringify({ context: { userId: `user-${newUsers++}`, properties: { plan: 'pro' } } }) }),
+        },
       },
     ];
 
