@@ -170,16 +170,24 @@ describe('a replica behind its client', () => {
   // when it re-reads the store, like a replica whose pub/sub lags behind another replica's writes.
   let t: TestApp;
   let dir: string;
+  let snapshots = 0;
+  let changeReads = 0;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'rampart-lagging-'));
     const real = await createEmbeddedStore({ dir });
     const lagging: FlagStore = {
       get: (key) => real.get(key),
-      snapshot: () => real.snapshot(),
+      snapshot: () => {
+        snapshots++;
+        return real.snapshot();
+      },
       put: (key, fields, expected, meta) => real.put(key, fields, expected, meta),
       delete: (key, expected, meta) => real.delete(key, expected, meta),
       history: (key, options) => real.history(key, options),
-      changesSince: (revision) => real.changesSince(revision),
+      changesSince: (revision) => {
+        changeReads++;
+        return real.changesSince(revision);
+      },
       subscribe: async () => async () => undefined,
       ping: () => real.ping(),
       close: () => real.close(),
@@ -209,6 +217,17 @@ describe('a replica behind its client', () => {
     } finally {
       sse.close();
     }
+  });
+
+  it('answers a burst of requests naming revisions that do not exist with one store read', async () => {
+    snapshots = 0;
+    changeReads = 0;
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => t.app.inject({ method: 'GET', url: '/sdk/v1/flags', headers: { 'if-none-match': `"${1000 + i}"` } })),
+    );
+    expect(answers.map((a) => a.statusCode)).toEqual(answers.map(() => 200));
+    expect(snapshots + changeReads).toBeLessThanOrEqual(2);
+    expect(snapshots + changeReads).toBeGreaterThanOrEqual(1);
   });
 
   it('re-reads the store before answering a poll that names a newer revision', async () => {

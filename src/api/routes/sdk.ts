@@ -71,8 +71,15 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
   // A client that already saw a newer revision (on another replica) must not be sent back in
   // time: this replica re-reads the store first. Still behind after that means the store itself
   // went back (a Redis restored or reset), and then its older state is what there is.
+  // One re-read serves every request waiting for it, so a burst of clients naming revisions that
+  // do not exist costs one store call (a cheap one: the change feed after this replica's revision).
+  let catchingUp: Promise<void> | undefined;
   const catchUpTo = async (revision: number | undefined): Promise<void> => {
-    if (revision !== undefined && revision > cache.revision) await cache.resync();
+    if (revision === undefined || revision <= cache.revision) return;
+    catchingUp ??= cache.resync().finally(() => {
+      catchingUp = undefined;
+    });
+    await catchingUp;
   };
 
   return async (app: FastifyInstance): Promise<void> => {
