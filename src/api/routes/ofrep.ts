@@ -68,14 +68,24 @@ interface Prepared {
   readonly bulkBytes: number;
   /** Recent bulk answers at this revision by context JSON (see RECENT_BULK_ANSWERS). */
   readonly recent: Map<string, { readonly tag: string; readonly body: string }>;
+  /** Contexts asked for once at this revision, whose answers are not kept yet. */
+  readonly seen: Set<string>;
 }
 
 /**
  * Bulk answers kept per revision, by the exact JSON of their context: the pages a server renders
- * for one user, or one user's tabs, ask for the same context again and again. At most this many
- * (about 5 KB each for 50 flags), the oldest dropped first; a new revision starts empty.
+ * for one user, or one user's tabs, ask for the same context again and again. An answer is kept
+ * from the second time its context is asked for (a context asked once, as most are under heavy
+ * traffic, only leaves its JSON in a list of contexts seen, so one-off answers do not churn the
+ * heap). At most this many of each (answers about 5 KB for 50 flags), the oldest dropped first; a
+ * new revision starts empty.
  */
 export const RECENT_BULK_ANSWERS = 1000;
+
+/** Makes room for one more entry in a bounded set or map: drops its oldest when it is full. */
+function makeRoom(entries: { readonly size: number; keys(): IterableIterator<string>; delete(key: string): boolean }): void {
+  if (entries.size >= RECENT_BULK_ANSWERS) entries.delete(entries.keys().next().value as string);
+}
 
 function prepare(cache: SnapshotCache): Prepared {
   const { revision } = cache;
@@ -85,7 +95,7 @@ function prepare(cache: SnapshotCache): Prepared {
     return prepareFlag(flag.key, config, revision);
   });
   const bulkBytes = flags.reduce((sum, f) => sum + f.maxBytes + 1, BULK_OPEN.length + BULK_CLOSE.length + 32);
-  return { revision, flags, byKey: new Map(flags.map((f) => [f.key, f])), bulkBytes, recent: new Map() };
+  return { revision, flags, byKey: new Map(flags.map((f) => [f.key, f])), bulkBytes, recent: new Map(), seen: new Set() };
 }
 
 function sendFailure(reply: FastifyReply, failure: OfrepFailure): FastifyReply {
@@ -122,7 +132,7 @@ export function ofrepRoutes(cache: SnapshotCache) {
 
     app.post('/ofrep/v1/evaluate/flags', { config: { access: 'sdk' } }, async (request, reply) => {
       const context = contextOf(request.body);
-      const { revision, flags, bulkBytes, recent } = current();
+      const { revision, flags, bulkBytes, recent, seen } = current();
       const json = JSON.stringify(context ?? {});
       let answer = recent.get(json);
       if (answer === undefined) {
@@ -141,8 +151,13 @@ export function ofrepRoutes(cache: SnapshotCache) {
         out.integer(revision);
         out.append(CLOSE_ALL);
         answer = { tag, body: out.text() };
-        if (recent.size >= RECENT_BULK_ANSWERS) recent.delete(recent.keys().next().value as string);
-        recent.set(json, answer);
+        if (seen.delete(json)) {
+          makeRoom(recent);
+          recent.set(json, answer);
+        } else {
+          makeRoom(seen);
+          seen.add(json);
+        }
       }
       void reply.header('etag', answer.tag);
       if (notModified(request, answer.tag)) return reply.code(304).send();
