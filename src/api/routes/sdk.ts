@@ -73,13 +73,14 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
   // went back (a Redis restored or reset), and then its older state is what there is.
   // One re-read serves every request waiting for it, so a burst of clients naming revisions that
   // do not exist costs one store call (a cheap one: the change feed after this replica's revision).
+  // Synchronous when the replica is not behind, as on nearly every request: no promise to await.
   let catchingUp: Promise<void> | undefined;
-  const catchUpTo = async (revision: number | undefined): Promise<void> => {
-    if (revision === undefined || revision <= cache.revision) return;
+  const catchUpTo = (revision: number | undefined): Promise<void> | undefined => {
+    if (revision === undefined || revision <= cache.revision) return undefined;
     catchingUp ??= cache.resync().finally(() => {
       catchingUp = undefined;
     });
-    await catchingUp;
+    return catchingUp;
   };
 
   return async (app: FastifyInstance): Promise<void> => {
@@ -89,7 +90,8 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
     });
 
     app.get('/sdk/v1/flags', { config: { access: 'sdk' } }, async (request, reply) => {
-      await catchUpTo(revisionOf(request.headers['if-none-match']));
+      const behind = catchUpTo(revisionOf(request.headers['if-none-match']));
+      if (behind !== undefined) await behind;
       const tag = etag(cache.revision);
       void reply.header('etag', tag).header('cache-control', 'no-cache');
       if (notModified(request, tag)) return reply.code(304).send();
@@ -162,7 +164,8 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
       reply.raw.write(`retry: 1000\n\n`);
 
       const since = lastEventId(request);
-      await catchUpTo(since);
+      const behind = catchUpTo(since);
+      if (behind !== undefined) await behind;
       const missed = since === undefined ? undefined : await cache.changesSince(since).catch(() => undefined);
       if (missed === undefined) {
         send(frame('snapshot', cache.revision, cache.snapshotJson), cache.revision);
