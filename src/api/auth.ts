@@ -61,6 +61,11 @@ export class TokenAuthenticator {
   /** The principal for an Authorization header, or undefined when no token matches. */
   resolve(authorization: string | undefined): Principal | undefined {
     if (this.open) return ANONYMOUS;
+    // The usual header, `Bearer <a token seen before>`, resolves without the regular expression.
+    if (authorization?.startsWith('Bearer ') === true) {
+      const seen = this.#matched.get(authorization.slice(7));
+      if (seen !== undefined) return seen;
+    }
     const token = BEARER.exec(authorization ?? '')?.[1];
     if (token === undefined) return undefined;
     const known = this.#matched.get(token);

@@ -23,6 +23,8 @@ export function ifNoneMatchAny(request: FastifyRequest): boolean {
 export function notModified(request: FastifyRequest, current: string): boolean {
   const value = request.headers['if-none-match'];
   if (value === undefined) return false;
+  // A client revalidating what it was sent names exactly that tag: no list to split.
+  if (value === current) return true;
   return value.split(',').some((tag) => {
     const t = tag.trim().replace(/^W\//, '');
     return t === '*' || t === current;

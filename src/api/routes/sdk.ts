@@ -73,6 +73,13 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
   // went back (a Redis restored or reset), and then its older state is what there is.
   // One re-read serves every request waiting for it, so a burst of clients naming revisions that
   // do not exist costs one store call (a cheap one: the change feed after this replica's revision).
+  // The snapshot's ETag, made once per revision.
+  let tagged = { revision: Number.NaN, tag: '' };
+  const currentTag = (): string => {
+    if (tagged.revision !== cache.revision) tagged = { revision: cache.revision, tag: etag(cache.revision) };
+    return tagged.tag;
+  };
+
   // Synchronous when the replica is not behind, as on nearly every request: no promise to await.
   let catchingUp: Promise<void> | undefined;
   const catchUpTo = (revision: number | undefined): Promise<void> | undefined => {
@@ -90,9 +97,13 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
     });
 
     app.get('/sdk/v1/flags', { config: { access: 'sdk' } }, async (request, reply) => {
-      const behind = catchUpTo(revisionOf(request.headers['if-none-match']));
-      if (behind !== undefined) await behind;
-      const tag = etag(cache.revision);
+      const ifNoneMatch = request.headers['if-none-match'];
+      // Naming the current revision, as nearly every poll does, cannot be ahead of it.
+      if (ifNoneMatch !== undefined && ifNoneMatch !== currentTag()) {
+        const behind = catchUpTo(revisionOf(ifNoneMatch));
+        if (behind !== undefined) await behind;
+      }
+      const tag = currentTag();
       void reply.header('etag', tag).header('cache-control', 'no-cache');
       if (notModified(request, tag)) return reply.code(304).send();
       return reply.type('application/json; charset=utf-8').send(cache.snapshotJson);
