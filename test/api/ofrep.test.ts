@@ -154,6 +154,15 @@ describe('OFREP bulk evaluation', () => {
     }
   });
 
+  it('refuses a malformed flag key in the URL with 400 naming params.key', async () => {
+    for (const key of ['Upper', '-leading', 'x'.repeat(129)]) {
+      const res = await t.app.inject({ method: 'POST', url: `/ofrep/v1/evaluate/flags/${key}`, payload: { context: { targetingKey: 'u' } } });
+      expect(res.statusCode).toBe(400);
+      expect(res.headers['content-type']).toContain('application/problem+json');
+      expect(res.json<{ errors: { path: string }[] }>().errors.map((e) => e.path)).toEqual(['params.key']);
+    }
+  });
+
   it('takes targetingKey as the user id, over a userId attribute', async () => {
     const snap = (await t.app.inject({ method: 'GET', url: '/sdk/v1/flags' })).json<FlagSnapshot>();
     const res = await t.app.inject({ method: 'POST', url: '/ofrep/v1/evaluate/flags/a', payload: { context: { targetingKey: 'u-9', userId: 'someone-else' } } });

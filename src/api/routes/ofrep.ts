@@ -5,6 +5,7 @@ import { notModified } from '../conditional.js';
 import { JsonBytes, ofrepFailure, prepareFlag, unitsOf } from '../ofrep-answers.js';
 import type { OfrepFailure, PreparedFlag } from '../ofrep-answers.js';
 import { PROBLEM_BASE } from '../problem.js';
+import { FLAG_KEY_PATTERN } from '../../core/flag.js';
 import { keyParams } from '../schemas.js';
 import type { SnapshotCache } from '../snapshot-cache.js';
 import { parseOrThrow } from '../validation.js';
@@ -39,6 +40,13 @@ function contextOf(body: unknown): OfrepContext | undefined {
     if (context === undefined || isJsonObject(context)) return context;
   }
   return parseOrThrow(ofrepBody, body, 'body')?.context;
+}
+
+/** The flag key of the URL; a valid one passes without running zod, as in contextOf. */
+function keyOf(params: unknown): string {
+  const key = (params as { key?: unknown }).key;
+  if (typeof key === 'string' && FLAG_KEY_PATTERN.test(key)) return key;
+  return parseOrThrow(keyParams, params, 'params').key;
 }
 
 // OFREP's targetingKey is Rampart's userId; other attributes feed custom stickiness.
@@ -119,8 +127,8 @@ export function ofrepRoutes(cache: SnapshotCache) {
   };
 
   return async (app: FastifyInstance): Promise<void> => {
-    app.post('/ofrep/v1/evaluate/flags/:key', { config: { access: 'sdk' }, schema: { params: keyParams } }, async (request, reply) => {
-      const { key } = request.params as z.infer<typeof keyParams>;
+    app.post('/ofrep/v1/evaluate/flags/:key', { config: { access: 'sdk' } }, async (request, reply) => {
+      const key = keyOf(request.params);
       const context = contextOf(request.body);
       const flag = current().byKey.get(key);
       if (flag === undefined) return sendFailure(reply, ofrepFailure(key, 'FLAG_NOT_FOUND'));
