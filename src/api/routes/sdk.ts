@@ -68,11 +68,6 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
     return lastFrame;
   };
 
-  // A client that already saw a newer revision (on another replica) must not be sent back in
-  // time: this replica re-reads the store first. Still behind after that means the store itself
-  // went back (a Redis restored or reset), and then its older state is what there is.
-  // One re-read serves every request waiting for it, so a burst of clients naming revisions that
-  // do not exist costs one store call (a cheap one: the change feed after this replica's revision).
   // The snapshot's ETag, made once per revision.
   let tagged = { revision: Number.NaN, tag: '' };
   const currentTag = (): string => {
@@ -80,6 +75,11 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
     return tagged.tag;
   };
 
+  // A client that already saw a newer revision (on another replica) must not be sent back in
+  // time: this replica re-reads the store first. Still behind after that means the store itself
+  // went back (a Redis restored or reset), and then its older state is what there is.
+  // One re-read serves every request waiting for it, so a burst of clients naming revisions that
+  // do not exist costs one store call (a cheap one: the change feed after this replica's revision).
   // Synchronous when the replica is not behind, as on nearly every request: no promise to await.
   let catchingUp: Promise<void> | undefined;
   const catchUpTo = (revision: number | undefined): Promise<void> | undefined => {
