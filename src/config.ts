@@ -27,34 +27,31 @@ function tokens(role: string) {
   );
 }
 
+/** `v` in milliseconds when it is a positive duration (`500ms`, `1s`, `10m`), else undefined. */
+function positiveDuration(v: string): number | undefined {
+  try {
+    const ms = parseDuration(v);
+    return ms > 0 ? ms : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 // A duration variable such as `1s` or `15s`, parsed to milliseconds.
 const durationVar = (fallback: string) =>
   z
     .string()
     .default(fallback)
-    .refine((v) => {
-      try {
-        return parseDuration(v) > 0;
-      } catch {
-        return false;
-      }
-    }, 'must be a positive duration such as 500ms, 1s or 15s')
-    .transform((v) => parseDuration(v));
+    .refine((v) => positiveDuration(v) !== undefined, 'must be a positive duration such as 500ms, 1s or 15s')
+    .transform((v) => positiveDuration(v) ?? 0);
 
 // A duration that may also be `0`, meaning "never".
 const durationOrOff = (fallback: string) =>
   z
     .string()
     .default(fallback)
-    .refine((v) => {
-      if (v.trim() === '0') return true;
-      try {
-        return parseDuration(v) > 0;
-      } catch {
-        return false;
-      }
-    }, 'must be 0 (never) or a positive duration such as 30s or 10m')
-    .transform((v) => (v.trim() === '0' ? 0 : parseDuration(v)));
+    .refine((v) => v.trim() === '0' || positiveDuration(v) !== undefined, 'must be 0 (never) or a positive duration such as 30s or 10m')
+    .transform((v) => positiveDuration(v) ?? 0);
 
 const level = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 

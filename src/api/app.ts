@@ -51,12 +51,13 @@ function hooksOf<T>(hooks: T | readonly T[] | undefined): T[] {
 }
 
 /**
- * Answers CORS for the browser routes: adds the headers for an allowed origin and answers a
- * preflight itself. Returns true when the reply was sent (a preflight).
+ * Answers CORS on a browser route (one under BROWSER_PREFIXES, chosen when the route is
+ * registered): adds the headers for an allowed origin and answers a preflight itself. Returns
+ * true when the reply was sent (a preflight).
  */
 function applyCors(request: FastifyRequest, reply: FastifyReply, allowed: ReadonlySet<string>): boolean {
   const origin = request.headers.origin;
-  if (origin === undefined || allowed.size === 0 || !BROWSER_PREFIXES.some((p) => request.url.startsWith(p))) return false;
+  if (origin === undefined) return false;
   if (!allowed.has(origin) && !allowed.has('*')) return false;
   void reply
     .header('access-control-allow-origin', origin)

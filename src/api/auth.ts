@@ -68,8 +68,6 @@ export class TokenAuthenticator {
     }
     const token = BEARER.exec(authorization ?? '')?.[1];
     if (token === undefined) return undefined;
-    const known = this.#matched.get(token);
-    if (known !== undefined) return known;
     const presented = digest(token);
     let found: Principal | undefined;
     for (const entry of this.#entries) {

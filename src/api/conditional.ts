@@ -31,15 +31,25 @@ export function notModified(request: FastifyRequest, current: string): boolean {
   });
 }
 
+/**
+ * The number an entity tag names (`"12"`, `W/"12"`, or a bare `12`), or undefined for anything else.
+ *
+ * @example
+ * tagNumber('W/"12"'); // 12
+ */
+export function tagNumber(value: string): number | undefined {
+  const match = /^(?:W\/)?"?(\d{1,15})"?$/.exec(value.trim());
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
 function parseTag(value: string | undefined, header: string): number | '*' | undefined {
   if (value === undefined) return undefined;
-  const trimmed = value.trim();
-  if (trimmed === '*') return '*';
-  const match = /^(?:W\/)?"?(\d{1,15})"?$/.exec(trimmed);
-  if (match?.[1] === undefined) {
+  if (value.trim() === '*') return '*';
+  const n = tagNumber(value);
+  if (n === undefined) {
     throw new RampartError('validation', `${header} must be a flag version such as "3" (as sent in ETag)`, {
       errors: [{ path: `headers.${header.toLowerCase()}`, message: 'expected a quoted version number' }],
     });
   }
-  return Number(match[1]);
+  return n;
 }

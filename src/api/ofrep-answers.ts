@@ -131,7 +131,8 @@ export interface PreparedFlag {
 }
 
 const utf8 = (text: string): Buffer => Buffer.from(text, 'utf8');
-const CLOSE = utf8('}}');
+/** `}}`: closes an answer's metadata and the answer (and the bulk document's metadata and itself). */
+export const CLOSE = utf8('}}');
 /** Digits of the largest bucket, 99999. */
 const BUCKET_DIGITS = 5;
 

@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { notModified } from '../conditional.js';
-import { JsonBytes, ofrepFailure, prepareFlag, unitsOf } from '../ofrep-answers.js';
+import { CLOSE, JsonBytes, ofrepFailure, prepareFlag, unitsOf } from '../ofrep-answers.js';
 import type { OfrepFailure, PreparedFlag } from '../ofrep-answers.js';
 import { PROBLEM_BASE } from '../problem.js';
 import { FLAG_KEY_PATTERN } from '../../core/flag.js';
@@ -22,7 +22,6 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const BULK_OPEN = Buffer.from('{"flags":[');
 const COMMA = Buffer.from(',');
 const BULK_CLOSE = Buffer.from('],"metadata":{"revision":');
-const CLOSE_ALL = Buffer.from('}}');
 
 type OfrepContext = Readonly<Record<string, unknown>>;
 
@@ -157,7 +156,7 @@ export function ofrepRoutes(cache: SnapshotCache) {
         }
         out.append(BULK_CLOSE);
         out.integer(revision);
-        out.append(CLOSE_ALL);
+        out.append(CLOSE);
         answer = { tag, body: out.text() };
         if (seen.delete(json)) {
           makeRoom(recent);

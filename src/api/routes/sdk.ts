@@ -3,7 +3,7 @@ import type { FlagConfig } from '@rampart/sdk';
 import { toFlagConfig } from '../../core/flag.js';
 import type { Gauge } from '../../prometheus.js';
 import type { FlagChange } from '../../core/flag.js';
-import { etag, notModified } from '../conditional.js';
+import { etag, notModified, tagNumber } from '../conditional.js';
 import type { AppliedChanges, SnapshotCache } from '../snapshot-cache.js';
 
 export interface StreamOptions {
@@ -42,12 +42,6 @@ function lastEventId(request: FastifyRequest): number | undefined {
   const raw = typeof header === 'string' ? header : typeof query === 'string' ? query : undefined;
   if (raw === undefined || !/^\d{1,15}$/.test(raw.trim())) return undefined;
   return Number(raw.trim());
-}
-
-/** The revision a conditional request names (`"12"`), or undefined. */
-function revisionOf(ifNoneMatch: string | undefined): number | undefined {
-  const match = ifNoneMatch === undefined ? null : /^\s*(?:W\/)?"(\d{1,15})"\s*$/.exec(ifNoneMatch);
-  return match?.[1] === undefined ? undefined : Number(match[1]);
 }
 
 /** SDK delivery: the snapshot with ETag/304, and the server-sent event stream of changes. */
@@ -100,7 +94,7 @@ export function sdkRoutes(cache: SnapshotCache, options: StreamOptions = {}) {
       const ifNoneMatch = request.headers['if-none-match'];
       // Naming the current revision, as nearly every poll does, cannot be ahead of it.
       if (ifNoneMatch !== undefined && ifNoneMatch !== currentTag()) {
-        const behind = catchUpTo(revisionOf(ifNoneMatch));
+        const behind = catchUpTo(tagNumber(ifNoneMatch));
         if (behind !== undefined) await behind;
       }
       const tag = currentTag();
