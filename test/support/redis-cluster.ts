@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { keysWithPrefix } from './redis.js';
 import { freePort, waitForRedis, which } from './redis-server.js';
 
 export interface RedisCluster {
@@ -189,16 +190,7 @@ function portFree(port: number): Promise<boolean> {
 export async function clusterKeys(cluster: RedisCluster, prefix: string): Promise<Map<number, string[]>> {
   const byPort = new Map<number, string[]>();
   for (const port of cluster.ports) {
-    const keys = await onNode(port, async (node) => {
-      const found: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, batch] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        found.push(...batch);
-        cursor = next;
-      } while (cursor !== '0');
-      return found.sort();
-    });
+    const keys = await onNode(port, (node) => keysWithPrefix(node, prefix));
     byPort.set(port, keys);
   }
   return byPort;
