@@ -5,6 +5,7 @@ import type { RedisConnection } from './redis-connection.js';
 import type { RedisOptions, Result } from 'ioredis';
 import { z } from 'zod';
 import { RampartError } from '../core/errors.js';
+import { withTimeout } from '../core/timeout.js';
 import type { ChangeMeta, Flag, FlagChange, FlagFields, HistoryEntry } from '../core/flag.js';
 import {
   checkExpected,
@@ -566,18 +567,6 @@ async function shutdown(connection: RedisConnection, timeoutMs: number): Promise
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([ended, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); })]);
   clearTimeout(timer);
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new Error(`${what} timed out after ${ms} ms`));
-    }, ms);
-  });
-  return Promise.race([promise, expired]).finally(() => {
-    clearTimeout(timer);
-  });
 }
 
 function unavailable(what: string, error: unknown): RampartError {

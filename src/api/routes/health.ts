@@ -2,16 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Registry } from '../../prometheus.js';
 import type { FlagStore } from '../../store/flag-store.js';
 import type { SnapshotCache } from '../snapshot-cache.js';
+import { withTimeout } from '../../core/timeout.js';
 
 const PING_TIMEOUT_MS = 1000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => { reject(new Error(`${what} did not answer within ${ms} ms`)); }, ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => { clearTimeout(timer); });
-}
 
 /** `/healthz` (process alive), `/readyz` (store reachable, snapshot fresh), `/metrics`. */
 export function healthRoutes(store: FlagStore, cache: SnapshotCache, registry: Registry) {
