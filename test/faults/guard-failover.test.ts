@@ -4,6 +4,7 @@
 // interval to notice), the plan must complete, and the decision history and the flag's audit
 // history must show every stage applied exactly once, in order, none skipped.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../support/fault-load.js';
 import { startGuardProcess } from '../support/guard-process.js';
 import type { GuardProcess } from '../support/guard-process.js';
 import { adminClient, deleteKeys, redisUrl, uniquePrefix } from '../support/redis.js';
@@ -14,7 +15,6 @@ const INTERVAL_MS = 300;
 const LEASE_TTL_MS = 1500;
 const FLAG = 'guarded-ramp';
 const STAGES = [10, 25, 50, 75, 100];
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface View {
   status: string;

@@ -5,6 +5,7 @@
 // end with every change: each state it held matches the server's state at that revision, its
 // revisions only grow, and it ends at the server's last revision.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../support/fault-load.js';
 import { createClient } from '@rampart/sdk';
 import type { FlagConfig, FlagSnapshot, RampartClient } from '@rampart/sdk';
 import { redisUrl, uniquePrefix, deleteKeys } from '../support/redis.js';
@@ -17,7 +18,6 @@ const CLIENTS = 6;
 const KEYS = ['fo-a', 'fo-b', 'fo-c'] as const;
 /** Enabled at 100 % and never changed: any answer but `true` means the client lost its config. */
 const SENTINEL = 'fo-sentinel';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface HistoryEntry {
   revision: number;

@@ -1,5 +1,6 @@
 // HTTP load for the fault tests: a few request loops run against a live server while a test breaks
 // its Redis, and every request is recorded with its timing and answer, so the test can judge each one.
+import { setTimeout as setTimeoutPromise } from 'node:timers/promises';
 
 /** One request as a client saw it. */
 export interface Sample {
@@ -126,7 +127,8 @@ export const isWrite = (s: Sample): boolean => s.method === 'PUT' || s.method ==
 export const isProblem503 = (s: Sample): boolean =>
   s.status === 503 && s.contentType.startsWith('application/problem+json') && (s.body as { type?: string }).type === 'https://rampart.dev/problems/store-unavailable';
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Waits `ms` milliseconds: Node's own promise timer. */
+export const sleep = (ms: number): Promise<void> => setTimeoutPromise(ms);
 
 /** Polls `probe` every 100 ms until it holds; resolves with the ms it took, rejects after `timeoutMs`. */
 export async function within(timeoutMs: number, what: string, probe: () => Promise<boolean> | boolean): Promise<number> {
