@@ -58,9 +58,9 @@ function storeErrorLogger(logger: Logger, component: string): (error: Error) => 
 }
 
 /** Opens the rollout plan store beside the flag store. */
-export async function openRolloutStore(config: Config): Promise<RolloutStore> {
+export async function openRolloutStore(config: Config, onError?: (error: Error) => void): Promise<RolloutStore> {
   return config.redisUrl === undefined
-    ? createEmbeddedRolloutStore({ dir: config.dataDir })
+    ? createEmbeddedRolloutStore({ dir: config.dataDir, onError })
     : createRedisRolloutStore({ url: config.redisUrl, cluster: config.redisCluster, prefix: config.redisPrefix });
 }
 
@@ -133,7 +133,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   };
   try {
     const store = instrumentStore(raw, registry);
-    const rollouts = await openRolloutStore(config);
+    const rollouts = await openRolloutStore(config, onError);
     closers.push(() => rollouts.close());
     const outcomes = await openOutcomeStore(config, onError);
     closers.push(() => outcomes.close());

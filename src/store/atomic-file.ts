@@ -24,14 +24,24 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
       await handle.close();
     }
     await rename(temp, file);
-    const folder = await open(dir, 'r');
-    try {
-      await folder.sync();
-    } finally {
-      await folder.close();
-    }
+    await syncFolder(dir);
   } catch (error) {
     await unlink(temp).catch(() => undefined);
     throw new RampartError('store-unavailable', `could not write ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
+
+/**
+ * Makes a folder's entries (a new or renamed file) survive a crash.
+ *
+ * @example
+ * await syncFolder('.rampart');
+ */
+export async function syncFolder(dir: string): Promise<void> {
+  const folder = await open(dir, 'r');
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
   }
 }

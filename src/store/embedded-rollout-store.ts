@@ -1,26 +1,53 @@
-// Rollout plans for the embedded (single-process) install: in memory, every write persisted to
-// `rollouts.json` (temp file, fsync, rename) before it resolves.
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+// Rollout plans for the embedded (single-process) install: in memory, every write appended to
+// `rollouts.journal` (fsynced) before it resolves, the journal folded into `rollouts.json` once it
+// has grown as large as that file.
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { RampartError } from '../core/errors.js';
+import { writeFileAtomic } from './atomic-file.js';
 import { checkKey, checkLimit, positive } from './codec.js';
 import { acquireFileLock } from './file-lock.js';
 import type { FileLock } from './file-lock.js';
+import { Journal } from './journal.js';
 import { decisionSchema, rolloutRecordSchema } from './rollout-store.js';
 import type { DecisionEntry, DecisionPage, Fence, NewDecision, RolloutRecord, RolloutStore, RolloutWriteResult } from './rollout-store.js';
 
 const FILE = 'rollouts.json';
+const JOURNAL_FILE = 'rollouts.journal';
+const entrySchema = decisionSchema.extend({ id: z.string() });
 const fileSchema = z.object({
   format: z.literal('rampart-rollouts'),
   formatVersion: z.literal(1),
   sequence: z.number().int(),
   records: z.array(rolloutRecordSchema),
-  decisions: z.record(z.string(), z.array(decisionSchema.extend({ id: z.string() }))),
+  decisions: z.record(z.string(), z.array(entrySchema)),
+  /** The last journal entry this file holds (absent in files written before the journal). */
+  journalSeq: z.number().int().min(0).optional(),
 });
+/** One write: the record, and the decision recorded with it. */
+const writeSchema = z.object({ record: rolloutRecordSchema, decision: entrySchema.optional() });
+type Write = { readonly record: RolloutRecord; readonly decision?: DecisionEntry | undefined };
 
 /**
- * RolloutStore in memory and `dir/rollouts.json`, for one process (a lock file enforces it).
+ * Settings of createEmbeddedRolloutStore.
+ *
+ * @example
+ * const options: EmbeddedRolloutStoreOptions = { dir: '.rampart', decisionLimit: 500 };
+ */
+export interface EmbeddedRolloutStoreOptions {
+  readonly dir: string;
+  /** Decisions kept per flag; default 1000. */
+  readonly decisionLimit?: number | undefined;
+  /** Journal size from which it is folded into `rollouts.json` (when also larger than it); default 1 MiB. */
+  readonly journalMinBytes?: number | undefined;
+  /** Errors no caller is waiting for (folding the journal into the file); default: ignored. */
+  readonly onError?: ((error: Error) => void) | undefined;
+}
+
+/**
+ * RolloutStore in memory and `dir/rollouts.json` plus `dir/rollouts.journal`, for one process (a
+ * lock file enforces it). A write is one appended journal line, whatever the number of plans.
  *
  * @example
  * const rollouts = await createEmbeddedRolloutStore({ dir: '.rampart' });
@@ -30,30 +57,55 @@ export class EmbeddedRolloutStore implements RolloutStore {
   private readonly decisionLog = new Map<string, DecisionEntry[]>();
   private sequence = 0;
   private queue: Promise<unknown> = Promise.resolve();
-  private temp = 0;
   private closed = false;
+  /** Size of `rollouts.json` last written (or read): the journal is folded in once it is as large. */
+  private fileBytes = 0;
+  // Set once in open(), before the store is handed out.
+  private journal!: Journal<Write>;
 
   private constructor(
     private readonly dir: string,
     private readonly lock: FileLock,
     private readonly decisionLimit: number,
+    private readonly onError: (error: Error) => void,
   ) {}
 
-  static async open(options: { dir: string; decisionLimit?: number | undefined }): Promise<EmbeddedRolloutStore> {
+  static async open(options: EmbeddedRolloutStoreOptions): Promise<EmbeddedRolloutStore> {
     await mkdir(options.dir, { recursive: true });
     const lock = await acquireFileLock(options.dir, 'rollouts.lock');
-    const store = new EmbeddedRolloutStore(options.dir, lock, positive(options.decisionLimit ?? 1000, 'decisionLimit'));
+    const store = new EmbeddedRolloutStore(options.dir, lock, positive(options.decisionLimit ?? 1000, 'decisionLimit'), options.onError ?? (() => undefined));
     try {
       const text = await readFile(join(options.dir, FILE), 'utf8').catch((error: unknown) => {
         if (error instanceof Error && 'code' in error && error.code === 'ENOENT') return undefined;
         throw error;
       });
+      let journalSeq = 0;
       if (text !== undefined) {
-        const parsed = fileSchema.safeParse(JSON.parse(text));
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch (error) {
+          throw new RampartError('internal', `${join(options.dir, FILE)} is corrupt: not valid JSON`, { cause: error });
+        }
+        const parsed = fileSchema.safeParse(value);
         if (!parsed.success) throw new RampartError('internal', `${join(options.dir, FILE)} is corrupt: ${z.prettifyError(parsed.error)}`);
         store.sequence = parsed.data.sequence;
+        store.fileBytes = Buffer.byteLength(text);
+        journalSeq = parsed.data.journalSeq ?? 0;
         for (const record of parsed.data.records) store.records.set(record.flagKey, record as RolloutRecord);
         for (const [key, entries] of Object.entries(parsed.data.decisions)) store.decisionLog.set(key, entries as DecisionEntry[]);
+      }
+      const { journal, entries } = await Journal.open({
+        file: join(options.dir, JOURNAL_FILE),
+        after: journalSeq,
+        parse: (data) => writeSchema.parse(data) as Write,
+        minBytes: options.journalMinBytes,
+      });
+      store.journal = journal;
+      for (const write of entries) store.remember(write);
+      // Temp files of a process that died while folding the journal in.
+      for (const name of await readdir(options.dir)) {
+        if (name.startsWith(`${FILE}.`) && name.endsWith('.tmp')) await unlink(join(options.dir, name));
       }
     } catch (error) {
       await lock.release();
@@ -81,22 +133,34 @@ export class EmbeddedRolloutStore implements RolloutStore {
       if ((current?.version ?? 0) !== expected) return { ok: false, reason: 'version', current };
       // One process, one in-process lease: only the token order can be checked here.
       if (options.fence !== undefined && options.fence.token < (current?.fence ?? 0)) return { ok: false, reason: 'fence', current };
-      const log = this.decisionLog.get(record.flagKey) ?? [];
-      let entry: DecisionEntry | undefined;
-      if (options.decision !== undefined) entry = { ...options.decision, id: String(this.sequence + 1) };
-      const records = new Map(this.records).set(record.flagKey, record);
-      const nextLog = entry === undefined ? log : [...log, entry].slice(-this.decisionLimit);
-      const logs = new Map(this.decisionLog).set(record.flagKey, nextLog);
-      const sequence = entry === undefined ? this.sequence : this.sequence + 1;
-      await this.persist(sequence, records, logs);
-      this.records.set(record.flagKey, record);
-      this.decisionLog.set(record.flagKey, nextLog);
-      this.sequence = sequence;
+      const entry: DecisionEntry | undefined = options.decision === undefined ? undefined : { ...options.decision, id: String(this.sequence + 1) };
+      const write: Write = entry === undefined ? { record } : { record, decision: entry };
+      // On disk first; memory changes only once the write is durable.
+      await this.journal.append(write);
+      this.remember(write);
+      if (this.journal.due(this.fileBytes) && !this.closed) void this.enqueue(() => this.fold()).catch(() => undefined);
       return { ok: true, record, ...(entry === undefined ? {} : { decisionId: entry.id }) };
     };
-    const result = this.queue.then(run, run);
+    return this.enqueue(run);
+  }
+
+  /** Runs writes (and folds) one at a time, each after the one before, whatever its outcome. */
+  private enqueue<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(task, task);
     this.queue = result.catch(() => undefined);
     return result;
+  }
+
+  /** Applies a durable write to memory: at start for each journal entry, then for each new write. */
+  private remember(write: Write): void {
+    const { record, decision } = write;
+    this.records.set(record.flagKey, record);
+    if (decision === undefined) return;
+    const log = this.decisionLog.get(record.flagKey) ?? [];
+    log.push(decision);
+    if (log.length > this.decisionLimit) log.splice(0, log.length - this.decisionLimit);
+    this.decisionLog.set(record.flagKey, log);
+    this.sequence = Number(decision.id);
   }
 
   async decisions(key: string, options: { readonly limit: number; readonly before?: string | undefined }): Promise<DecisionPage> {
@@ -115,7 +179,9 @@ export class EmbeddedRolloutStore implements RolloutStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A clean stop leaves everything in rollouts.json and an empty journal.
     await this.queue;
+    if (this.journal.bytes > 0) await this.fold();
     await this.lock.release();
   }
 
@@ -123,21 +189,25 @@ export class EmbeddedRolloutStore implements RolloutStore {
     if (this.closed) throw new RampartError('store-unavailable', 'the embedded rollout store is closed');
   }
 
-  private async persist(sequence: number, records: Map<string, RolloutRecord>, logs: Map<string, DecisionEntry[]>): Promise<void> {
-    const text = JSON.stringify({ format: 'rampart-rollouts', formatVersion: 1, sequence, records: [...records.values()], decisions: Object.fromEntries(logs) });
-    const temp = join(this.dir, `${FILE}.${process.pid}.${++this.temp}.tmp`);
+  /**
+   * Writes every record and decision, with the journal's last entry, to `rollouts.json`, then
+   * empties the journal. A failure costs nothing but time (the journal still holds every write).
+   */
+  private async fold(): Promise<void> {
+    const text = JSON.stringify({
+      format: 'rampart-rollouts',
+      formatVersion: 1,
+      sequence: this.sequence,
+      records: [...this.records.values()],
+      decisions: Object.fromEntries(this.decisionLog),
+      journalSeq: this.journal.seq,
+    });
     try {
-      const handle = await open(temp, 'w', 0o600);
-      try {
-        await handle.writeFile(text);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, join(this.dir, FILE));
+      await writeFileAtomic(join(this.dir, FILE), text);
+      this.fileBytes = Buffer.byteLength(text);
+      await this.journal.reset();
     } catch (error) {
-      await unlink(temp).catch(() => undefined);
-      throw new RampartError('store-unavailable', `could not write ${FILE}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      this.onError(error instanceof Error ? error : new Error(String(error)));
     }
   }
 }
@@ -148,6 +218,6 @@ export class EmbeddedRolloutStore implements RolloutStore {
  * @example
  * const rollouts = await createEmbeddedRolloutStore({ dir: config.dataDir });
  */
-export function createEmbeddedRolloutStore(options: { dir: string; decisionLimit?: number | undefined }): Promise<EmbeddedRolloutStore> {
+export function createEmbeddedRolloutStore(options: EmbeddedRolloutStoreOptions): Promise<EmbeddedRolloutStore> {
   return EmbeddedRolloutStore.open(options);
 }

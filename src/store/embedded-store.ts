@@ -1,5 +1,6 @@
-// The embedded adapter: one process, state in memory, every change persisted to one JSON file
-// before the write resolves. For a laptop or a single-node install without Redis.
+// The embedded adapter: one process, state in memory, every change appended to a journal and
+// fsynced before the write resolves, the journal folded into one JSON state file once it has
+// grown as large as that file. For a laptop or a single-node install without Redis.
 import { constants } from 'node:fs';
 import { access, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,9 +26,11 @@ import {
 } from './codec.js';
 import { acquireFileLock } from './file-lock.js';
 import type { FileLock } from './file-lock.js';
+import { Journal } from './journal.js';
 import type { DeleteResult, ExpectedVersion, FlagStore, HistoryPage, StoreSnapshot, WriteResult } from './flag-store.js';
 
 const STATE_FILE = 'state.json';
+const JOURNAL_FILE = 'state.journal';
 const FORMAT = 'rampart-embedded-store';
 
 const stateFileSchema = z.object({
@@ -39,6 +42,8 @@ const stateFileSchema = z.object({
   versions: z.record(z.string(), z.number().int().min(1)),
   /** Oldest first, at most historyLimit per flag. */
   history: z.record(z.string(), z.array(historyEntrySchema)),
+  /** The last journal entry this file holds (absent in files written before the journal). */
+  journalSeq: z.number().int().min(0).optional(),
 });
 
 type StateFile = z.infer<typeof stateFileSchema>;
@@ -50,27 +55,22 @@ type StateFile = z.infer<typeof stateFileSchema>;
  * const options: EmbeddedStoreOptions = { dir: '.rampart', historyLimit: 200 };
  */
 export interface EmbeddedStoreOptions {
-  /** Folder for `state.json` and `lock`; created when missing. */
+  /** Folder for `state.json`, `state.journal` and `lock`; created when missing. */
   readonly dir: string;
   /** Audit entries kept per flag; default 1000. */
   readonly historyLimit?: number | undefined;
   /** Change-feed entries kept in memory; default 10000. */
   readonly changeFeedLimit?: number | undefined;
-  /** Errors thrown by subscribers, which no caller is waiting for. */
+  /** Errors no caller is waiting for: thrown by subscribers, or from folding the journal into the state file. */
   readonly onError?: ((error: Error) => void) | undefined;
-}
-
-/** Everything a write changes, applied to memory only once it is on disk. */
-interface Mutation {
-  readonly key: string;
-  readonly revision: number;
-  readonly flag: Flag | null;
-  readonly version: number;
-  readonly entry: HistoryEntry;
+  /** Journal size from which it is folded into the state file (when also larger than it); default 1 MiB. */
+  readonly journalMinBytes?: number | undefined;
 }
 
 /**
- * FlagStore kept in memory and in `dir/state.json`, for a single process (a lock file enforces it).
+ * FlagStore kept in memory and in `dir/state.json` plus `dir/state.journal`, for a single process
+ * (a lock file enforces it). A write is one appended journal line (its history entry, which says
+ * everything the write changed), so its cost does not grow with the number of flags.
  *
  * A deleted flag keeps its last version and a re-created flag continues from it (v3, delete,
  * re-create: v4), so a version, which is also the HTTP ETag, never names two different states of
@@ -83,6 +83,9 @@ export class EmbeddedFlagStore implements FlagStore {
   private readonly dir: string;
   private readonly file: string;
   private readonly lock: FileLock;
+  private readonly journal: Journal<HistoryEntry>;
+  /** Size of the state file last written (or read): the journal is folded in once it is as large. */
+  private stateBytes: number;
   private readonly historyLimit: number;
   private readonly changeFeedLimit: number;
   private readonly onError: (error: Error) => void;
@@ -97,10 +100,13 @@ export class EmbeddedFlagStore implements FlagStore {
   private writeQueue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
-  private constructor(options: EmbeddedStoreOptions, lock: FileLock, state: StateFile, historyLimit: number, changeFeedLimit: number) {
+  private constructor(options: EmbeddedStoreOptions, lock: FileLock, loaded: Loaded, journal: Journal<HistoryEntry>, historyLimit: number, changeFeedLimit: number) {
+    const { state } = loaded;
     this.dir = options.dir;
     this.file = join(options.dir, STATE_FILE);
     this.lock = lock;
+    this.journal = journal;
+    this.stateBytes = loaded.bytes;
     this.historyLimit = historyLimit;
     this.changeFeedLimit = changeFeedLimit;
     this.onError = options.onError ?? (() => undefined);
@@ -108,7 +114,7 @@ export class EmbeddedFlagStore implements FlagStore {
     this.flags = new Map(state.flags.map((flag) => [flag.key, flag]));
     this.versions = new Map(Object.entries(state.versions));
     this.histories = new Map(Object.entries(state.history).map(([key, entries]) => [key, entries.map(fromStoredEntry).slice(-historyLimit)]));
-    this.changes = rebuildChanges(this.histories, state.revision, changeFeedLimit);
+    this.changes = [];
   }
 
   /**
@@ -123,12 +129,27 @@ export class EmbeddedFlagStore implements FlagStore {
     await mkdir(options.dir, { recursive: true });
     const lock = await acquireFileLock(options.dir);
     try {
-      const state = await loadState(join(options.dir, STATE_FILE));
+      const loaded = await loadState(join(options.dir, STATE_FILE));
+      const journalFile = join(options.dir, JOURNAL_FILE);
+      const { journal, entries } = await Journal.open({
+        file: journalFile,
+        after: loaded.state.journalSeq ?? 0,
+        parse: (data) => fromStoredEntry(historyEntrySchema.parse(data)),
+        minBytes: options.journalMinBytes,
+      });
       // Temp files of a process that died mid-write; with the lock held nobody else writes here.
       for (const name of await readdir(options.dir)) {
         if (name.startsWith(`${STATE_FILE}.`) && name.endsWith('.tmp')) await unlink(join(options.dir, name));
       }
-      return new EmbeddedFlagStore(options, lock, state, historyLimit, changeFeedLimit);
+      const store = new EmbeddedFlagStore(options, lock, loaded, journal, historyLimit, changeFeedLimit);
+      for (const entry of entries) {
+        if (entry.revision !== store.revision + 1) {
+          throw new RampartError('internal', `journal ${journalFile} holds revision ${entry.revision} where ${store.revision + 1} was expected, refusing to start`);
+        }
+        store.remember(entry);
+      }
+      store.changes = rebuildChanges(store.histories, store.revision, changeFeedLimit);
+      return store;
     } catch (error) {
       await lock.release();
       throw error;
@@ -156,7 +177,7 @@ export class EmbeddedFlagStore implements FlagStore {
       const flag = nextFlagFromVersion(key, fields, base, meta);
       const revision = this.revision + 1;
       const entry = toHistoryEntry(key, revision, current === undefined ? 'create' : 'update', current ?? null, flag, toStoredMeta(meta));
-      await this.apply({ key, revision, flag, version: flag.version, entry });
+      await this.apply(entry);
       return { ok: true, flag, created: expected === 0, revision };
     });
   }
@@ -168,7 +189,7 @@ export class EmbeddedFlagStore implements FlagStore {
       if (current === undefined || expected === 0 || current.version !== expected) return { ok: false, current };
       const revision = this.revision + 1;
       const entry = toHistoryEntry(key, revision, 'delete', current, null, toStoredMeta(meta));
-      await this.apply({ key, revision, flag: null, version: current.version, entry });
+      await this.apply(entry);
       return { ok: true, revision };
     });
   }
@@ -229,8 +250,10 @@ export class EmbeddedFlagStore implements FlagStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // Writes already accepted finish (and are durable) before the lock goes.
+    // Writes already accepted finish (and are durable) before the lock goes; a clean stop leaves
+    // the whole state in the state file and an empty journal.
     await this.writeQueue;
+    if (this.journal.bytes > 0) await this.fold();
     this.listeners.clear();
     await this.lock.release();
   }
@@ -250,28 +273,14 @@ export class EmbeddedFlagStore implements FlagStore {
     return run;
   }
 
-  /** Persists the state with `mutation` applied, then applies it in memory and tells listeners. */
-  private async apply(mutation: Mutation): Promise<void> {
-    const history = [...(this.histories.get(mutation.key) ?? []), mutation.entry].slice(-this.historyLimit);
-    const flags = new Map(this.flags);
-    if (mutation.flag === null) flags.delete(mutation.key);
-    else flags.set(mutation.key, mutation.flag);
-    const file: StateFile = {
-      format: FORMAT,
-      formatVersion: 1,
-      revision: mutation.revision,
-      flags: [...flags.values()],
-      versions: { ...Object.fromEntries(this.versions), [mutation.key]: mutation.version },
-      history: { ...Object.fromEntries(this.histories), [mutation.key]: history },
-    };
-    await this.persist(JSON.stringify(file));
-    // Only now is the write durable; readers never see a state that a crash could take back.
-    this.revision = mutation.revision;
-    if (mutation.flag === null) this.flags.delete(mutation.key);
-    else this.flags.set(mutation.key, mutation.flag);
-    this.versions.set(mutation.key, mutation.version);
-    this.histories.set(mutation.key, history);
-    const change: FlagChange = { revision: mutation.revision, key: mutation.key, flag: mutation.flag };
+  /**
+   * Appends a write's history entry to the journal, and only once it is on disk applies it in
+   * memory and tells listeners: readers never see a state that a crash could take back.
+   */
+  private async apply(entry: HistoryEntry): Promise<void> {
+    await this.journal.append(entry);
+    this.remember(entry);
+    const change: FlagChange = { revision: entry.revision, key: entry.flagKey, flag: entry.after };
     this.changes.push(change);
     if (this.changes.length > this.changeFeedLimit) this.changes = this.changes.slice(-this.changeFeedLimit);
     for (const listener of this.listeners) {
@@ -281,12 +290,48 @@ export class EmbeddedFlagStore implements FlagStore {
         this.onError(error instanceof Error ? error : new Error(String(error)));
       }
     }
+    // Folded in after this write is answered, before the next one starts.
+    if (this.journal.due(this.stateBytes) && !this.closed) void this.serial(() => this.fold()).catch(() => undefined);
   }
 
-  private persist(text: string): Promise<void> {
-    return writeFileAtomic(this.file, text);
+  /** Applies a durable write to memory: at start for each journal entry, then for each new write. */
+  private remember(entry: HistoryEntry): void {
+    const key = entry.flagKey;
+    this.revision = entry.revision;
+    if (entry.after === null) this.flags.delete(key);
+    else this.flags.set(key, entry.after);
+    const version = entry.after?.version ?? entry.before?.version;
+    if (version !== undefined) this.versions.set(key, version);
+    const history = this.histories.get(key) ?? [];
+    history.push(entry);
+    if (history.length > this.historyLimit) history.splice(0, history.length - this.historyLimit);
+    this.histories.set(key, history);
   }
 
+  /**
+   * Writes the whole state, with the journal's last entry, to the state file, then empties the
+   * journal. A failure costs nothing but time (the journal still holds every write): it is
+   * reported and tried again after the next write.
+   */
+  private async fold(): Promise<void> {
+    const state: StateFile = {
+      format: FORMAT,
+      formatVersion: 1,
+      revision: this.revision,
+      flags: [...this.flags.values()],
+      versions: Object.fromEntries(this.versions),
+      history: Object.fromEntries(this.histories),
+      journalSeq: this.journal.seq,
+    };
+    const text = JSON.stringify(state);
+    try {
+      await writeFileAtomic(this.file, text);
+      this.stateBytes = Buffer.byteLength(text);
+      await this.journal.reset();
+    } catch (error) {
+      this.onError(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
 }
 
 /**
@@ -299,13 +344,19 @@ export function createEmbeddedStore(options: EmbeddedStoreOptions): Promise<Embe
   return EmbeddedFlagStore.open(options);
 }
 
-async function loadState(file: string): Promise<StateFile> {
+/** The state file's content and size in bytes. */
+interface Loaded {
+  readonly state: StateFile;
+  readonly bytes: number;
+}
+
+async function loadState(file: string): Promise<Loaded> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
     if (error instanceof Error && 'code' in error && error.code === 'ENOENT') {
-      return { format: FORMAT, formatVersion: 1, revision: 0, flags: [], versions: {}, history: {} };
+      return { state: { format: FORMAT, formatVersion: 1, revision: 0, flags: [], versions: {}, history: {} }, bytes: 0 };
     }
     throw new RampartError('store-unavailable', `cannot read state file ${file}`, { cause: error });
   }
@@ -322,7 +373,7 @@ async function loadState(file: string): Promise<StateFile> {
       throw new RampartError('internal', `state file ${file} is corrupt, refusing to start: flag '${flag.key}' has version ${flag.version} but the version table says ${state.versions[flag.key] ?? 'nothing'}`);
     }
   }
-  return state;
+  return { state, bytes: Buffer.byteLength(text) };
 }
 
 /** The longest run of history entries that ends at `revision` without a gap, as changes. */

@@ -75,7 +75,7 @@ describe('embedded store', () => {
   const open: EmbeddedFlagStore[] = [];
   const children: Child[] = [];
 
-  async function openStore(options: { historyLimit?: number } = {}): Promise<EmbeddedFlagStore> {
+  async function openStore(options: { historyLimit?: number; journalMinBytes?: number; onError?: (error: Error) => void } = {}): Promise<EmbeddedFlagStore> {
     const store = await createEmbeddedStore({ dir, ...options });
     open.push(store);
     return store;
@@ -118,18 +118,92 @@ describe('embedded store', () => {
       const store = await createEmbeddedStore({ dir: nested });
       open.push(store);
       await store.put('x', fields(), 0, meta());
-      expect(existsSync(join(nested, 'state.json'))).toBe(true);
+      expect(existsSync(join(nested, 'state.journal'))).toBe(true);
     });
 
-    it('leaves after every write a complete state file and no temp file', async () => {
+    it('appends one journal line per write, without rewriting the state file', async () => {
       const store = await openStore();
-      for (let version = 0; version < 20; version++) {
-        const result = await store.put('x', fields({ percentage: version }), version, meta());
-        expect((await readdir(dir)).sort()).toEqual(['lock', 'state.json']);
-        const state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as { revision: number; flags: { version: number }[] };
-        expect(state.revision).toBe(result.ok ? result.revision : -1);
-        expect(state.flags[0]?.version).toBe(version + 1);
+      await store.put('x', fields(), 0, meta());
+      await store.close();
+      const state = await readFile(join(dir, 'state.json'), 'utf8');
+      const reopened = await openStore();
+      for (let version = 1; version <= 20; version++) {
+        const result = await reopened.put('x', fields({ percentage: version }), version, meta());
+        const lines = (await readFile(join(dir, 'state.journal'), 'utf8')).split('\n').filter((line) => line !== '');
+        expect(lines).toHaveLength(version);
+        expect(JSON.parse(lines.at(-1) ?? '')).toMatchObject({ data: { revision: result.ok ? result.revision : -1, after: { version: version + 1 } } });
+        expect(await readFile(join(dir, 'state.json'), 'utf8')).toBe(state);
       }
+      expect((await readdir(dir)).sort()).toEqual(['lock', 'state.journal', 'state.json']);
+    });
+
+    it('folds the journal into the state file once it outgrows it, and on close', async () => {
+      const store = await openStore({ journalMinBytes: 4096 });
+      let version = 0;
+      while (!existsSync(join(dir, 'state.json'))) {
+        await store.put('x', fields({ percentage: version % 100 }), version, meta());
+        version++;
+      }
+      await vi.waitFor(async () => { expect((await readFile(join(dir, 'state.journal'), 'utf8')).length).toBeLessThan(4096); });
+      const folded = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as { revision: number; journalSeq: number };
+      // The fold runs after the write that made it due, before the next one: that next write, if
+      // the loop made one, is in the journal.
+      expect(folded.revision).toBeGreaterThanOrEqual(version - 1);
+      expect(folded.journalSeq).toBe(folded.revision);
+      // A journal that has outgrown neither its minimum nor the state file stays a journal.
+      await store.put('x', fields(), version, meta());
+      expect(JSON.parse(await readFile(join(dir, 'state.json'), 'utf8'))).toMatchObject({ revision: folded.revision });
+      const before = { snapshot: await store.snapshot(), history: await store.history('x', { limit: 1000 }), changes: await store.changesSince(0) };
+      await store.close();
+      expect(await readFile(join(dir, 'state.journal'), 'utf8')).toBe('');
+      expect(JSON.parse(await readFile(join(dir, 'state.json'), 'utf8'))).toMatchObject({ revision: version + 1, journalSeq: version + 1 });
+      const reopened = await openStore();
+      expect({ snapshot: await reopened.snapshot(), history: await reopened.history('x', { limit: 1000 }), changes: await reopened.changesSince(0) }).toEqual(before);
+    });
+
+    it('recovers from the files a crash leaves: the state file, the journal, and lines the state file already holds', async () => {
+      const store = await openStore({ journalMinBytes: 4096 });
+      await store.put('kept', fields(), 0, meta('ana', 'launch'));
+      await store.put('gone', fields(), 0, meta());
+      await store.delete('gone', 1, meta());
+      // Lines written before the next fold: replaying them again over the folded state must change nothing.
+      const stale = await readFile(join(dir, 'state.journal'), 'utf8');
+      let version = 1;
+      while (!existsSync(join(dir, 'state.json'))) {
+        await store.put('kept', fields({ percentage: version % 100 }), version, meta());
+        version++;
+      }
+      await store.put('kept', fields({ percentage: 1 }), version, meta());
+      await vi.waitFor(async () => { expect((await readFile(join(dir, 'state.journal'), 'utf8')).length).toBeGreaterThan(0); });
+      const before = { snapshot: await store.snapshot(), kept: await store.history('kept', { limit: 1000 }), gone: await store.history('gone', { limit: 10 }), changes: await store.changesSince(0) };
+      // What a SIGKILL now would leave, plus the stale lines a crash between folding and emptying
+      // the journal would leave in front of it.
+      const crashed = await mkdtemp(join(tmpdir(), 'rampart-embedded-crash-'));
+      try {
+        await writeFile(join(crashed, 'state.json'), await readFile(join(dir, 'state.json')));
+        await writeFile(join(crashed, 'state.journal'), stale + (await readFile(join(dir, 'state.journal'), 'utf8')));
+        const recovered = await createEmbeddedStore({ dir: crashed });
+        try {
+          expect({ snapshot: await recovered.snapshot(), kept: await recovered.history('kept', { limit: 1000 }), gone: await recovered.history('gone', { limit: 10 }), changes: await recovered.changesSince(0) }).toEqual(before);
+          expect(await recovered.put('gone', fields(), 0, meta())).toMatchObject({ ok: true, revision: before.snapshot.revision + 1, flag: { version: 2 } });
+        } finally {
+          await recovered.close();
+        }
+      } finally {
+        await rm(crashed, { recursive: true, force: true });
+      }
+    });
+
+    it('refuses to start on a journal that does not continue the state file', async () => {
+      const store = await openStore();
+      await store.put('x', fields(), 0, meta());
+      await store.close();
+      // A journal line whose entry skips revisions: a file from elsewhere, or a lost write.
+      const entry = { id: '5', flagKey: 'y', revision: 5, at: new Date().toISOString(), actor: 'ana', source: 'api', action: 'create', before: null, after: { key: 'y', description: '', enabled: true, percentage: 5, groupId: 'y', stickiness: 'userId', version: 1, updatedAt: new Date().toISOString(), updatedBy: 'ana' } };
+      await writeFile(join(dir, 'state.journal'), `${JSON.stringify({ seq: 2, data: entry })}\n`);
+      const error = await openError(dir);
+      expect(error.code).toBe('internal');
+      expect(error.message).toContain('holds revision 5 where 2 was expected');
     });
 
     it('loses no acknowledged write when the process is killed mid-stream', async () => {
@@ -144,23 +218,42 @@ describe('embedded store', () => {
       const snapshot = await store.snapshot();
       expect(snapshot.revision).toBeGreaterThanOrEqual(acknowledged);
       expect((await store.get('crash'))?.version).toBe(snapshot.revision);
-      expect((await readdir(dir)).sort()).toEqual(['lock', 'state.json']);
+      expect((await readdir(dir)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
     });
 
     it('answers a write it could not persist with store-unavailable and keeps the old state', async () => {
       const store = await openStore();
       await store.put('x', fields(), 0, meta());
-      // A folder where the state file should go makes the atomic rename fail.
-      await rm(join(dir, 'state.json'));
-      await mkdir(join(dir, 'state.json'));
+      // A folder where the journal should be makes the append fail.
+      await rm(join(dir, 'state.journal'));
+      await mkdir(join(dir, 'state.journal'));
       const error: unknown = await store.put('x', fields({ percentage: 9 }), 1, meta()).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(RampartError);
       expect((error as RampartError).code).toBe('store-unavailable');
       expect(await store.get('x')).toMatchObject({ version: 1, percentage: 12.5 });
       expect((await store.snapshot()).revision).toBe(1);
-      await rmdir(join(dir, 'state.json'));
+      await rmdir(join(dir, 'state.journal'));
       expect(await store.put('x', fields({ percentage: 9 }), 1, meta())).toMatchObject({ ok: true, revision: 2 });
-      expect((await readdir(dir)).sort()).toEqual(['lock', 'state.json']);
+      expect((await readdir(dir)).sort()).toEqual(['lock', 'state.journal']);
+    });
+
+    it('reports a fold it could not write, keeps every write in the journal, and folds later', async () => {
+      const errors: Error[] = [];
+      const store = await openStore({ journalMinBytes: 2048, onError: (error) => errors.push(error) });
+      // A folder where the state file should go makes the fold's rename fail.
+      await mkdir(join(dir, 'state.json'));
+      let version = 0;
+      while (errors.length === 0) {
+        await store.put('x', fields({ percentage: version % 100 }), version, meta());
+        version++;
+      }
+      expect(errors[0]?.message).toContain('state.json');
+      await rmdir(join(dir, 'state.json'));
+      await store.put('x', fields(), version, meta());
+      await vi.waitFor(() => { expect(existsSync(join(dir, 'state.json'))).toBe(true); });
+      await store.close();
+      const reopened = await openStore();
+      expect(await reopened.get('x')).toMatchObject({ version: version + 1 });
     });
 
     it('removes temp files a crashed writer left behind', async () => {
