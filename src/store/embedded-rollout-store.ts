@@ -5,7 +5,6 @@ import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { RampartError } from '../core/errors.js';
-import { writeFileAtomic } from './atomic-file.js';
 import { checkKey, checkLimit, positive } from './codec.js';
 import { acquireFileLock } from './file-lock.js';
 import type { FileLock } from './file-lock.js';
@@ -58,8 +57,6 @@ export class EmbeddedRolloutStore implements RolloutStore {
   private sequence = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
-  /** Size of `rollouts.json` last written (or read): the journal is folded in once it is as large. */
-  private fileBytes = 0;
   // Set once in open(), before the store is handed out.
   private journal!: Journal<Write>;
 
@@ -90,7 +87,6 @@ export class EmbeddedRolloutStore implements RolloutStore {
         const parsed = fileSchema.safeParse(value);
         if (!parsed.success) throw new RampartError('internal', `${join(options.dir, FILE)} is corrupt: ${z.prettifyError(parsed.error)}`);
         store.sequence = parsed.data.sequence;
-        store.fileBytes = Buffer.byteLength(text);
         journalSeq = parsed.data.journalSeq ?? 0;
         for (const record of parsed.data.records) store.records.set(record.flagKey, record as RolloutRecord);
         for (const [key, entries] of Object.entries(parsed.data.decisions)) store.decisionLog.set(key, entries as DecisionEntry[]);
@@ -99,11 +95,14 @@ export class EmbeddedRolloutStore implements RolloutStore {
         file: join(options.dir, JOURNAL_FILE),
         after: journalSeq,
         parse: (data) => writeSchema.parse(data) as Write,
+        stateFile: join(options.dir, FILE),
+        stateBytes: text === undefined ? 0 : Buffer.byteLength(text),
         minBytes: options.journalMinBytes,
+        onError: options.onError,
       });
       store.journal = journal;
       for (const write of entries) store.remember(write);
-      // Temp files of a process that died while folding the journal in.
+      // State files a process that died while folding the journal in left half written.
       for (const name of await readdir(options.dir)) {
         if (name.startsWith(`${FILE}.`) && name.endsWith('.tmp')) await unlink(join(options.dir, name));
       }
@@ -138,7 +137,7 @@ export class EmbeddedRolloutStore implements RolloutStore {
       // On disk first; memory changes only once the write is durable.
       await this.journal.append(write);
       this.remember(write);
-      if (this.journal.due(this.fileBytes) && !this.closed) void this.enqueue(() => this.fold()).catch(() => undefined);
+      if (this.journal.due()) this.journal.fold((seq) => this.fileText(seq), (task) => this.enqueue(task));
       return { ok: true, record, ...(entry === undefined ? {} : { decisionId: entry.id }) };
     };
     return this.enqueue(run);
@@ -181,7 +180,10 @@ export class EmbeddedRolloutStore implements RolloutStore {
     this.closed = true;
     // A clean stop leaves everything in rollouts.json and an empty journal.
     await this.queue;
-    if (this.journal.bytes > 0) await this.fold();
+    await this.journal.close((seq) => this.fileText(seq)).catch((error: unknown) => {
+      // The journal still holds every write; the next start replays it.
+      this.onError(error instanceof Error ? error : new Error(String(error)));
+    });
     await this.lock.release();
   }
 
@@ -189,26 +191,16 @@ export class EmbeddedRolloutStore implements RolloutStore {
     if (this.closed) throw new RampartError('store-unavailable', 'the embedded rollout store is closed');
   }
 
-  /**
-   * Writes every record and decision, with the journal's last entry, to `rollouts.json`, then
-   * empties the journal. A failure costs nothing but time (the journal still holds every write).
-   */
-  private async fold(): Promise<void> {
-    const text = JSON.stringify({
+  /** Every record and decision as `rollouts.json` holds them, with the last journal entry it includes. */
+  private fileText(journalSeq: number): string {
+    return JSON.stringify({
       format: 'rampart-rollouts',
       formatVersion: 1,
       sequence: this.sequence,
       records: [...this.records.values()],
       decisions: Object.fromEntries(this.decisionLog),
-      journalSeq: this.journal.seq,
+      journalSeq,
     });
-    try {
-      await writeFileAtomic(join(this.dir, FILE), text);
-      this.fileBytes = Buffer.byteLength(text);
-      await this.journal.reset();
-    } catch (error) {
-      this.onError(error instanceof Error ? error : new Error(String(error)));
-    }
   }
 }
 

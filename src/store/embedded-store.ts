@@ -6,7 +6,6 @@ import { access, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { RampartError } from '../core/errors.js';
-import { writeFileAtomic } from './atomic-file.js';
 import type { ChangeMeta, Flag, FlagChange, FlagFields, HistoryEntry } from '../core/flag.js';
 import {
   checkExpected,
@@ -84,8 +83,6 @@ export class EmbeddedFlagStore implements FlagStore {
   private readonly file: string;
   private readonly lock: FileLock;
   private readonly journal: Journal<HistoryEntry>;
-  /** Size of the state file last written (or read): the journal is folded in once it is as large. */
-  private stateBytes: number;
   private readonly historyLimit: number;
   private readonly changeFeedLimit: number;
   private readonly onError: (error: Error) => void;
@@ -106,7 +103,6 @@ export class EmbeddedFlagStore implements FlagStore {
     this.file = join(options.dir, STATE_FILE);
     this.lock = lock;
     this.journal = journal;
-    this.stateBytes = loaded.bytes;
     this.historyLimit = historyLimit;
     this.changeFeedLimit = changeFeedLimit;
     this.onError = options.onError ?? (() => undefined);
@@ -135,7 +131,10 @@ export class EmbeddedFlagStore implements FlagStore {
         file: journalFile,
         after: loaded.state.journalSeq ?? 0,
         parse: (data) => fromStoredEntry(historyEntrySchema.parse(data)),
+        stateFile: join(options.dir, STATE_FILE),
+        stateBytes: loaded.bytes,
         minBytes: options.journalMinBytes,
+        onError: options.onError,
       });
       // Temp files of a process that died mid-write; with the lock held nobody else writes here.
       for (const name of await readdir(options.dir)) {
@@ -253,7 +252,10 @@ export class EmbeddedFlagStore implements FlagStore {
     // Writes already accepted finish (and are durable) before the lock goes; a clean stop leaves
     // the whole state in the state file and an empty journal.
     await this.writeQueue;
-    if (this.journal.bytes > 0) await this.fold();
+    await this.journal.close((seq) => this.stateText(seq)).catch((error: unknown) => {
+      // The journal still holds every write; the next start replays it.
+      this.onError(error instanceof Error ? error : new Error(String(error)));
+    });
     this.listeners.clear();
     await this.lock.release();
   }
@@ -268,6 +270,11 @@ export class EmbeddedFlagStore implements FlagStore {
 
   private serial<T>(task: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(closedError());
+    return this.queued(task);
+  }
+
+  /** Runs `task` after every write queued before it, closed or not (close waits for the queue). */
+  private queued<T>(task: () => Promise<T>): Promise<T> {
     const run = this.writeQueue.then(task);
     this.writeQueue = run.catch(() => undefined);
     return run;
@@ -290,8 +297,7 @@ export class EmbeddedFlagStore implements FlagStore {
         this.onError(error instanceof Error ? error : new Error(String(error)));
       }
     }
-    // Folded in after this write is answered, before the next one starts.
-    if (this.journal.due(this.stateBytes) && !this.closed) void this.serial(() => this.fold()).catch(() => undefined);
+    if (this.journal.due()) this.journal.fold((seq) => this.stateText(seq), (task) => this.queued(task));
   }
 
   /** Applies a durable write to memory: at start for each journal entry, then for each new write. */
@@ -308,12 +314,8 @@ export class EmbeddedFlagStore implements FlagStore {
     this.histories.set(key, history);
   }
 
-  /**
-   * Writes the whole state, with the journal's last entry, to the state file, then empties the
-   * journal. A failure costs nothing but time (the journal still holds every write): it is
-   * reported and tried again after the next write.
-   */
-  private async fold(): Promise<void> {
+  /** The whole state as the state file holds it, with the last journal entry it includes. */
+  private stateText(journalSeq: number): string {
     const state: StateFile = {
       format: FORMAT,
       formatVersion: 1,
@@ -321,16 +323,9 @@ export class EmbeddedFlagStore implements FlagStore {
       flags: [...this.flags.values()],
       versions: Object.fromEntries(this.versions),
       history: Object.fromEntries(this.histories),
-      journalSeq: this.journal.seq,
+      journalSeq,
     };
-    const text = JSON.stringify(state);
-    try {
-      await writeFileAtomic(this.file, text);
-      this.stateBytes = Buffer.byteLength(text);
-      await this.journal.reset();
-    } catch (error) {
-      this.onError(error instanceof Error ? error : new Error(String(error)));
-    }
+    return JSON.stringify(state);
   }
 }
 

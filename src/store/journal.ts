@@ -1,12 +1,11 @@
 // The write-ahead journal of the embedded stores. A write appends one JSON line and fsyncs it, so
 // its cost follows the size of the change, not of the whole state; the state file is rewritten
-// only when the journal has grown as large as it (see Journal.due), after which the journal
-// starts empty again.
-import { open, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+// only when the journal has grown as large as it (see Journal.fold), while writes go on.
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { RampartError } from '../core/errors.js';
-import { syncFolder } from './atomic-file.js';
+import { syncFolder, writeFileAtomic } from './atomic-file.js';
 
 /** The journal is folded into the state file once it is this large and larger than that file. */
 export const JOURNAL_MIN_BYTES = 1024 * 1024;
@@ -36,9 +35,18 @@ export interface JournalOptions<T> {
   readonly after: number;
   /** Checks one line's data; throws on a shape this store did not write. */
   readonly parse: (data: unknown) => T;
+  /** The state file this journal belongs to, rewritten by {@link Journal.fold}. */
+  readonly stateFile: string;
+  /** Its size in bytes now (0 when there is none). */
+  readonly stateBytes: number;
   /** The journal size from which {@link Journal.due} may say yes; default JOURNAL_MIN_BYTES. */
   readonly minBytes?: number | undefined;
+  /** Errors no caller waits for: a background fold that failed (it is tried again later). */
+  readonly onError?: ((error: Error) => void) | undefined;
 }
+
+/** Runs a task after every write before it and before any after it: the store's write queue. */
+export type Exclusive = (task: () => Promise<void>) => Promise<void>;
 
 /**
  * An append-only file of `{"seq":n,"data":…}` lines. Each line is on disk (fdatasync) before
@@ -55,7 +63,12 @@ export interface JournalOptions<T> {
  */
 export class Journal<T> {
   readonly #file: string;
+  readonly #stateFile: string;
   readonly #minBytes: number;
+  readonly #onError: (error: Error) => void;
+  #stateBytes: number;
+  /** The fold under way, if any. */
+  #folding: Promise<void> | undefined;
   #seq: number;
   /** Bytes of complete lines; anything past it is the remains of a failed append. */
   #length: number;
@@ -63,11 +76,14 @@ export class Journal<T> {
   /** Whether the journal's name is known to be on disk (it existed, or its folder was synced). */
   #named: boolean;
 
-  private constructor(file: string, seq: number, length: number, minBytes: number, named: boolean) {
-    this.#file = file;
+  private constructor(options: JournalOptions<T>, seq: number, length: number, named: boolean) {
+    this.#file = options.file;
+    this.#stateFile = options.stateFile;
+    this.#stateBytes = options.stateBytes;
+    this.#minBytes = options.minBytes ?? JOURNAL_MIN_BYTES;
+    this.#onError = options.onError ?? (() => undefined);
     this.#seq = seq;
     this.#length = length;
-    this.#minBytes = minBytes;
     this.#named = named;
   }
 
@@ -107,7 +123,12 @@ export class Journal<T> {
       }
       seq = parsed.seq;
     });
-    const journal = new Journal<T>(file, seq, Buffer.byteLength(complete), options.minBytes ?? JOURNAL_MIN_BYTES, exists);
+    const journal = new Journal<T>(options, seq, Buffer.byteLength(complete), exists);
+    // Journals a process that died while shortening this one left behind (it was still whole).
+    const folder = dirname(file);
+    for (const name of await readdir(folder)) {
+      if (name.startsWith(`${basename(file)}.`) && name.endsWith('.tmp')) await unlink(join(folder, name));
+    }
     if (complete.length !== text.length) {
       journal.#dirty = true;
       await journal.#withFile(async () => undefined);
@@ -125,9 +146,9 @@ export class Journal<T> {
     return this.#length;
   }
 
-  /** Whether the journal has outgrown a state file of `stateBytes` and should be folded into it. */
-  due(stateBytes: number): boolean {
-    return this.#length >= Math.max(this.#minBytes, stateBytes);
+  /** Whether the journal has outgrown its minimum and the state file, and no fold is under way. */
+  due(): boolean {
+    return this.#folding === undefined && this.#length >= Math.max(this.#minBytes, this.#stateBytes);
   }
 
   /** Appends one entry and returns once it is on disk; fails with `store-unavailable`. */
@@ -143,11 +164,81 @@ export class Journal<T> {
     this.#length += line.length;
   }
 
-  /** Empties the journal once a state file holding everything up to `seq` is on disk. */
-  async reset(): Promise<void> {
-    this.#length = 0;
-    this.#dirty = true;
-    await this.#withFile(async () => undefined);
+  /**
+   * Starts folding the journal into the state file, unless a fold is under way. Call it from
+   * inside the store's write queue, so `state` sees no write half done: `state(seq)` is the whole
+   * state as of the journal's last line, serialised now. The state file is written while later
+   * writes go on appending; only cutting the lines it now holds waits its turn in `exclusive`. A
+   * failed fold is reported to onError and costs nothing but time: the journal still holds every
+   * write, and the next due() says yes again.
+   */
+  fold(state: (seq: number) => string, exclusive: Exclusive): void {
+    if (this.#folding !== undefined) return;
+    const seq = this.#seq;
+    const through = this.#length;
+    const text = state(seq);
+    this.#folding = (async () => {
+      try {
+        await writeFileAtomic(this.#stateFile, text);
+        this.#stateBytes = Buffer.byteLength(text);
+        await exclusive(() => this.#cut(through));
+      } catch (error) {
+        this.#onError(error instanceof Error ? error : new Error(String(error)));
+      } finally {
+        this.#folding = undefined;
+      }
+    })();
+  }
+
+  /**
+   * For a clean stop, with no write left to come: waits for a fold under way, then folds whatever
+   * the journal still holds, so the state file alone holds everything. Fails like append.
+   */
+  async close(state: (seq: number) => string): Promise<void> {
+    await this.#folding;
+    if (this.#length === 0) return;
+    const text = state(this.#seq);
+    await writeFileAtomic(this.#stateFile, text);
+    this.#stateBytes = Buffer.byteLength(text);
+    await this.#cut(this.#length);
+  }
+
+  /**
+   * Drops the first `through` bytes (lines the state file now holds): empties the journal when
+   * nothing came after them, else writes what did to a new journal that replaces this one
+   * atomically. A crash on the way leaves the old journal, whose first lines open() skips.
+   */
+  async #cut(through: number): Promise<void> {
+    if (through === this.#length) {
+      this.#length = 0;
+      this.#dirty = true;
+      await this.#withFile(async () => undefined);
+      return;
+    }
+    const rest = Buffer.alloc(this.#length - through);
+    const temp = `${this.#file}.${process.pid}.tmp`;
+    try {
+      const source = await open(this.#file, 'r');
+      try {
+        await source.read(rest, 0, rest.length, through);
+      } finally {
+        await source.close();
+      }
+      const target = await open(temp, 'w', 0o600);
+      try {
+        await target.write(rest, 0, rest.length, 0);
+        await target.sync();
+      } finally {
+        await target.close();
+      }
+      await rename(temp, this.#file);
+      this.#dirty = false;
+      await syncFolder(dirname(this.#file));
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw new RampartError('store-unavailable', `could not shorten journal ${this.#file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+    this.#length = rest.length;
   }
 
   /**

@@ -1,7 +1,7 @@
-import { appendFile, mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RampartError } from '../../src/core/errors.js';
 import { Journal } from '../../src/store/journal.js';
 
@@ -17,7 +17,12 @@ const parse = (data: unknown): Entry => {
 describe('journal', () => {
   let dir: string;
   let file: string;
-  const openJournal = (after = 0, minBytes?: number) => Journal.open<Entry>({ file, after, parse, minBytes });
+  let stateFile: string;
+  const errors: Error[] = [];
+  const openJournal = (after = 0, minBytes?: number, stateBytes = 0) =>
+    Journal.open<Entry>({ file, after, parse, minBytes, stateFile, stateBytes, onError: (error) => errors.push(error) });
+  /** Runs tasks at once, as a store's write queue does when it is idle. */
+  const now = (task: () => Promise<void>): Promise<void> => task();
   const openError = async (after = 0): Promise<RampartError> => {
     const error: unknown = await openJournal(after).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RampartError);
@@ -27,6 +32,8 @@ describe('journal', () => {
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'rampart-journal-'));
     file = join(dir, 'test.journal');
+    stateFile = join(dir, 'test.json');
+    errors.length = 0;
   });
   afterEach(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -36,6 +43,7 @@ describe('journal', () => {
     const { journal, entries } = await openJournal();
     expect(entries).toEqual([]);
     expect(journal.seq).toBe(0);
+    expect(journal.due()).toBe(false);
     for (let n = 1; n <= 5; n++) await journal.append({ n: n * 10 });
     expect(journal.seq).toBe(5);
     expect(journal.bytes).toBe((await readFile(file)).length);
@@ -90,25 +98,72 @@ describe('journal', () => {
     expect((await openJournal(4)).entries).toEqual([]);
   });
 
-  it('empties on reset and keeps counting, so a state file written after it names its place', async () => {
+  it('folds into the state file, and keeps the lines appended while the state file was written', async () => {
     const { journal } = await openJournal();
     await journal.append({ n: 1 });
     await journal.append({ n: 2 });
-    await journal.reset();
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const queued: Promise<void>[] = [];
+    // The cut waits its turn behind writes, as in a store's write queue.
+    journal.fold((seq) => JSON.stringify({ through: seq }), (task) => {
+      const run = gate.then(task);
+      queued.push(run);
+      return run;
+    });
+    expect(journal.due()).toBe(false);
+    await vi.waitFor(async () => { expect(JSON.parse(await readFile(stateFile, 'utf8'))).toEqual({ through: 2 }); });
+    await journal.append({ n: 3 });
+    release();
+    await vi.waitFor(() => { expect(queued).toHaveLength(1); });
+    await queued[0];
+    expect(await readFile(file, 'utf8')).toBe('{"seq":3,"data":{"n":3}}\n');
+    expect(journal.bytes).toBe((await readFile(file)).length);
+    expect(journal.seq).toBe(3);
+    await journal.append({ n: 4 });
+    expect((await openJournal(2)).entries).toEqual([{ n: 3 }, { n: 4 }]);
+    expect(errors).toEqual([]);
+  });
+
+  it('empties once everything is folded, keeps counting, and leaves nothing behind on close', async () => {
+    const { journal } = await openJournal();
+    await journal.append({ n: 1 });
+    await journal.append({ n: 2 });
+    await journal.close((seq) => JSON.stringify({ through: seq }));
     expect(journal.bytes).toBe(0);
     expect(await readFile(file, 'utf8')).toBe('');
+    expect(JSON.parse(await readFile(stateFile, 'utf8'))).toEqual({ through: 2 });
     await journal.append({ n: 3 });
     expect(journal.seq).toBe(3);
     expect((await openJournal(2)).entries).toEqual([{ n: 3 }]);
+    expect((await readdir(dir)).sort()).toEqual(['test.journal', 'test.json']);
   });
 
-  it('is due for folding once it is at least its minimum size and at least the state file size', async () => {
-    const { journal } = await openJournal(0, 100);
-    expect(journal.due(0)).toBe(false);
+  it('is due once it is at least its minimum size and at least the state file size', async () => {
+    const { journal } = await openJournal(0, 100, 200);
     while (journal.bytes < 100) await journal.append({ n: journal.seq });
-    expect(journal.due(0)).toBe(true);
-    expect(journal.due(journal.bytes)).toBe(true);
-    expect(journal.due(journal.bytes + 1)).toBe(false);
+    expect(journal.due()).toBe(journal.bytes >= 200);
+    while (journal.bytes < 200) await journal.append({ n: journal.seq });
+    expect(journal.due()).toBe(true);
+    // After a fold, the state file it wrote is the size to outgrow.
+    journal.fold(() => 'x'.repeat(1000), now);
+    await vi.waitFor(() => { expect(journal.bytes).toBe(0); });
+    while (journal.bytes < 200) await journal.append({ n: journal.seq });
+    expect(journal.due()).toBe(false);
+    while (journal.bytes < 1000) await journal.append({ n: journal.seq });
+    expect(journal.due()).toBe(true);
+  });
+
+  it('reports a fold it could not write and keeps every line, due again', async () => {
+    const { journal } = await openJournal(0, 10);
+    await journal.append({ n: 1 });
+    // A folder where the state file should go makes its atomic rename fail.
+    await mkdir(stateFile);
+    journal.fold(() => '{}', now);
+    await vi.waitFor(() => { expect(errors).toHaveLength(1); });
+    expect(errors[0]?.message).toContain(stateFile);
+    await vi.waitFor(() => { expect(journal.due()).toBe(true); });
+    expect((await openJournal()).entries).toEqual([{ n: 1 }]);
   });
 
   it('fails an append it cannot make with store-unavailable, and appends again once it can', async () => {
