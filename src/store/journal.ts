@@ -69,6 +69,8 @@ export class Journal<T> {
   #stateBytes: number;
   /** The fold under way, if any. */
   #folding: Promise<void> | undefined;
+  /** After a failed fold, the journal size at which to try again (not after every write). */
+  #retryAt = 0;
   #seq: number;
   /** Bytes of complete lines; anything past it is the remains of a failed append. */
   #length: number;
@@ -148,7 +150,7 @@ export class Journal<T> {
 
   /** Whether the journal has outgrown its minimum and the state file, and no fold is under way. */
   due(): boolean {
-    return this.#folding === undefined && this.#length >= Math.max(this.#minBytes, this.#stateBytes);
+    return this.#folding === undefined && this.#length >= Math.max(this.#minBytes, this.#stateBytes, this.#retryAt);
   }
 
   /** Appends one entry and returns once it is on disk; fails with `store-unavailable`. */
@@ -170,7 +172,7 @@ export class Journal<T> {
    * state as of the journal's last line, serialised now. The state file is written while later
    * writes go on appending; only cutting the lines it now holds waits its turn in `exclusive`. A
    * failed fold is reported to onError and costs nothing but time: the journal still holds every
-   * write, and the next due() says yes again.
+   * write, and due() says yes again once it has grown by its minimum size.
    */
   fold(state: (seq: number) => string, exclusive: Exclusive): void {
     if (this.#folding !== undefined) return;
@@ -183,6 +185,7 @@ export class Journal<T> {
         this.#stateBytes = Buffer.byteLength(text);
         await exclusive(() => this.#cut(through));
       } catch (error) {
+        this.#retryAt = this.#length + this.#minBytes;
         this.#onError(error instanceof Error ? error : new Error(String(error)));
       } finally {
         this.#folding = undefined;

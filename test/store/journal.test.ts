@@ -154,16 +154,21 @@ describe('journal', () => {
     expect(journal.due()).toBe(true);
   });
 
-  it('reports a fold it could not write and keeps every line, due again', async () => {
-    const { journal } = await openJournal(0, 10);
-    await journal.append({ n: 1 });
+  it('reports a fold it could not write, keeps every line, and is due again once it grew by its minimum', async () => {
+    const { journal } = await openJournal(0, 100);
+    while (journal.bytes < 100) await journal.append({ n: journal.seq });
+    const failedAt = journal.bytes;
     // A folder where the state file should go makes its atomic rename fail.
     await mkdir(stateFile);
     journal.fold(() => '{}', now);
     await vi.waitFor(() => { expect(errors).toHaveLength(1); });
     expect(errors[0]?.message).toContain(stateFile);
-    await vi.waitFor(() => { expect(journal.due()).toBe(true); });
-    expect((await openJournal()).entries).toEqual([{ n: 1 }]);
+    // Not after every write: a disk that refuses the state file is not asked again at once.
+    await journal.append({ n: journal.seq });
+    expect(journal.due()).toBe(false);
+    while (journal.bytes < failedAt + 100) await journal.append({ n: journal.seq });
+    expect(journal.due()).toBe(true);
+    expect((await openJournal()).entries).toHaveLength(journal.seq);
   });
 
   it('fails an append it cannot make with store-unavailable, and appends again once it can', async () => {
