@@ -2,6 +2,7 @@
 // pauses at once (and says so in its decisions), instead of the guard fighting the person.
 import type { Logger } from 'pino';
 import type { ChangeMeta, Flag, FlagFields } from '../core/flag.js';
+import { withTimeout } from '../core/timeout.js';
 import { pauseForManualChange } from '../core/rollout/commands.js';
 import { ACTIVE_STATUSES, omit, stageTarget } from '../core/rollout/state.js';
 import type { DeleteResult, ExpectedVersion, FlagStore, WriteResult } from '../store/flag-store.js';
@@ -32,6 +33,15 @@ export async function pauseIfOffPlan(rollouts: RolloutStore, flag: Flag, meta: C
 }
 
 /**
+ * How long an API write waits for its plan to be paused before answering. The flag is written by
+ * then; a pause still under way finishes (or fails, logged) on its own, and the guard's next tick
+ * notices the manual change either way. Without this bound, a rollout store that stops answering
+ * right after a flag write would hold that flag's write queue for a whole store timeout, and the
+ * writes queued behind it would wait for two (found by test/faults/redis-freeze.test.ts).
+ */
+export const PAUSE_WAIT_MS = 1000;
+
+/**
  * Wraps the API's FlagStore so that every successful API write of a flag with a running plan
  * that moves it off the plan pauses the plan. The guard's own writes use the unwrapped store.
  *
@@ -47,8 +57,11 @@ export function pauseOnManualChange(store: FlagStore, rollouts: RolloutStore, lo
       const result = await store.put(key, fields, expected, meta);
       if (result.ok && meta.source === 'api') {
         // The flag write has happened either way; a failure here is caught by the guard's next tick.
-        await pauseIfOffPlan(rollouts, result.flag, meta).catch((error: unknown) => {
+        const paused = pauseIfOffPlan(rollouts, result.flag, meta).catch((error: unknown) => {
           log.warn({ err: error, flag: key }, 'could not pause the plan after a manual change');
+        });
+        await withTimeout(paused, PAUSE_WAIT_MS, 'pausing the plan').catch(() => {
+          log.warn({ flag: key }, `the plan was not paused within ${PAUSE_WAIT_MS} ms of a manual change; the write is answered, the pause goes on`);
         });
       }
       return result;

@@ -189,6 +189,11 @@ describe('rampart serve when its Redis freezes (SIGSTOP) for 10 s under load', (
 
   it('answered every write within the command timeout plus a margin, also writes queued behind others to the same flag', () => {
     const slow = load!.samples.filter((s) => isWrite(s) && durationOf(s) >= WRITE_BOUND_MS);
-    expect(slow.map((s) => `${s.name} took ${durationOf(s)} ms (started ${s.startedAt - frozenAt} ms after the freeze)`)).toEqual([]);
+    // Each slow write with its answer and the write before it from the same loop, to tell what it queued behind.
+    const before = (s: Sample): string => {
+      const previous = load!.samples.filter((p) => p.name === s.name && p.endedAt <= s.startedAt).at(-1);
+      return previous === undefined ? 'none' : `${previous.status ?? 'no answer'} ${previous.startedAt - frozenAt}..${previous.endedAt - frozenAt} ms`;
+    };
+    expect(slow.map((s) => `${s.name} took ${durationOf(s)} ms (started ${s.startedAt - frozenAt} ms after the freeze): ${s.status ?? 'no answer'} ${JSON.stringify(s.body)}; the write before it: ${before(s)}`)).toEqual([]);
   });
 });
