@@ -80,7 +80,6 @@ export interface EmbeddedStoreOptions {
  */
 export class EmbeddedFlagStore implements FlagStore {
   private readonly dir: string;
-  private readonly file: string;
   private readonly lock: FileLock;
   private readonly journal: Journal<HistoryEntry>;
   private readonly historyLimit: number;
@@ -100,7 +99,6 @@ export class EmbeddedFlagStore implements FlagStore {
   private constructor(options: EmbeddedStoreOptions, lock: FileLock, loaded: Loaded, journal: Journal<HistoryEntry>, historyLimit: number, changeFeedLimit: number) {
     const { state } = loaded;
     this.dir = options.dir;
-    this.file = join(options.dir, STATE_FILE);
     this.lock = lock;
     this.journal = journal;
     this.historyLimit = historyLimit;

@@ -54,7 +54,7 @@ export type Exclusive = (task: () => Promise<void>) => Promise<void>;
  * dropped on open. Any other line that does not parse, or a gap in the sequence, is corruption,
  * and open refuses rather than start from a guess.
  *
- * Sequence numbers keep counting across resets; the state file records the last one it holds,
+ * Sequence numbers keep counting across folds; the state file records the last one it holds,
  * so lines a crash left between writing the state file and emptying the journal are skipped.
  *
  * @example
