@@ -2,6 +2,7 @@ import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Span, Tracer } from '@opentelemetry/api';
 import { pino } from 'pino';
 import type { DestinationStream, Logger, LevelWithSilent } from 'pino';
+import { asError } from './core/errors.js';
 
 /** Instrumentation scope name for OpenTelemetry tracers and meters. */
 export const TELEMETRY_SCOPE = 'rampart';
@@ -47,7 +48,7 @@ export async function withSpan<T>(name: string, fn: (span: Span) => Promise<T>, 
     try {
       return await fn(span);
     } catch (error) {
-      span.recordException(error instanceof Error ? error : new Error(String(error)));
+      span.recordException(asError(error));
       span.setStatus({ code: SpanStatusCode.ERROR });
       throw error;
     } finally {

@@ -46,3 +46,13 @@ export class RampartError extends Error {
 export function isStoreUnavailable(error: unknown): error is RampartError {
   return error instanceof RampartError && error.code === 'store-unavailable';
 }
+
+/**
+ * A thrown value as an Error (anything can be thrown; loggers and onError callbacks take Errors).
+ *
+ * @example
+ * promise.catch((error: unknown) => onError(asError(error)));
+ */
+export function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}

@@ -4,7 +4,7 @@
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { RampartError } from '../core/errors.js';
+import { asError, RampartError } from '../core/errors.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { FLAG_KEY_PATTERN } from '../core/flag.js';
 import { parseStored } from './codec.js';
@@ -209,7 +209,7 @@ export class EmbeddedOutcomeStore implements OutcomeStore {
       } catch (error) {
         this.dirty = true;
         if (rethrow) throw error;
-        this.onError(error instanceof Error ? error : new Error(String(error)));
+        this.onError(asError(error));
         this.schedulePersist();
       }
     });

@@ -4,7 +4,7 @@
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { RampartError } from '../core/errors.js';
+import { asError, RampartError } from '../core/errors.js';
 import { checkKey, checkLimit, positive } from './codec.js';
 import { acquireFileLock } from './file-lock.js';
 import type { FileLock } from './file-lock.js';
@@ -182,7 +182,7 @@ export class EmbeddedRolloutStore implements RolloutStore {
     await this.queue;
     await this.journal.close((seq) => this.fileText(seq)).catch((error: unknown) => {
       // The journal still holds every write; the next start replays it.
-      this.onError(error instanceof Error ? error : new Error(String(error)));
+      this.onError(asError(error));
     });
     await this.lock.release();
   }

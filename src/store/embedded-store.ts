@@ -5,7 +5,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { RampartError } from '../core/errors.js';
+import { asError, RampartError } from '../core/errors.js';
 import type { ChangeMeta, Flag, FlagChange, FlagFields, HistoryEntry } from '../core/flag.js';
 import {
   checkExpected,
@@ -252,7 +252,7 @@ export class EmbeddedFlagStore implements FlagStore {
     await this.writeQueue;
     await this.journal.close((seq) => this.stateText(seq)).catch((error: unknown) => {
       // The journal still holds every write; the next start replays it.
-      this.onError(error instanceof Error ? error : new Error(String(error)));
+      this.onError(asError(error));
     });
     this.listeners.clear();
     await this.lock.release();
@@ -292,7 +292,7 @@ export class EmbeddedFlagStore implements FlagStore {
       try {
         listener(change);
       } catch (error) {
-        this.onError(error instanceof Error ? error : new Error(String(error)));
+        this.onError(asError(error));
       }
     }
     if (this.journal.due()) this.journal.fold((seq) => this.stateText(seq), (task) => this.queued(task));

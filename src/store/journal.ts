@@ -4,7 +4,7 @@
 import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
-import { RampartError } from '../core/errors.js';
+import { asError, RampartError } from '../core/errors.js';
 import { syncFolder, writeFileAtomic } from './atomic-file.js';
 
 /** The journal is folded into the state file once it is this large and larger than that file. */
@@ -186,7 +186,7 @@ export class Journal<T> {
         await exclusive(() => this.#cut(through));
       } catch (error) {
         this.#retryAt = this.#length + this.#minBytes;
-        this.#onError(error instanceof Error ? error : new Error(String(error)));
+        this.#onError(asError(error));
       } finally {
         this.#folding = undefined;
       }

@@ -4,7 +4,7 @@ import { createRedisClient, duplicateConnection } from './redis-connection.js';
 import type { RedisConnection } from './redis-connection.js';
 import type { RedisOptions, Result } from 'ioredis';
 import { z } from 'zod';
-import { RampartError } from '../core/errors.js';
+import { asError, RampartError } from '../core/errors.js';
 import { withTimeout } from '../core/timeout.js';
 import type { ChangeMeta, Flag, FlagChange, FlagFields, HistoryEntry } from '../core/flag.js';
 import {
@@ -465,7 +465,7 @@ export class RedisFlagStore implements FlagStore {
 
   private enqueue(task: () => Promise<void>): void {
     this.deliveryQueue = this.deliveryQueue.then(task).catch((error: unknown) => {
-      this.onError(error instanceof Error ? error : new Error(String(error)));
+      this.onError(asError(error));
     });
   }
 
@@ -498,7 +498,7 @@ export class RedisFlagStore implements FlagStore {
     try {
       feed = await this.readFeed(from);
     } catch (error) {
-      this.onError(error instanceof Error ? error : new Error(String(error)));
+      this.onError(asError(error));
       this.catchUpTimer ??= setTimeout(() => {
         this.catchUpTimer = undefined;
         this.enqueue(() => this.catchUp());
@@ -524,7 +524,7 @@ export class RedisFlagStore implements FlagStore {
       try {
         listener(change);
       } catch (error) {
-        this.onError(error instanceof Error ? error : new Error(String(error)));
+        this.onError(asError(error));
       }
     }
   }
