@@ -11,7 +11,7 @@ import { sampleRss } from '../support/fault-rss.js';
 import type { RssSampler } from '../support/fault-rss.js';
 import { startRedisServer } from '../support/redis-server.js';
 import type { RedisServer } from '../support/redis-server.js';
-import { startFaultScene } from '../support/fault-scene.js';
+import { awaitRecovery, startFaultScene } from '../support/fault-scene.js';
 import type { ServerProcess } from '../support/server-process.js';
 import type { SseConnection } from '../support/sse.js';
 
@@ -139,15 +139,7 @@ describe('rampart serve when its Redis freezes (SIGSTOP) for 10 s under load', (
 
   it('recovers after SIGCONT: ready, writes accepted, streams and SDK clients get the next change', async () => {
     await resumed;
-    await within(RECOVERY_MS, '/readyz answers 200', async () => (await send(server!.url, { method: 'GET', path: '/readyz' }, { token: '', timeoutMs: 2000 })).status === 200);
-    const readyMs = Date.now() - resumedAt;
-    const fromIndex = stream!.events.length;
-    await within(RECOVERY_MS, 'a write is accepted', async () => succeeded(await admin('PATCH', '/flags/probe', { percentage: 100 })));
-    const writeMs = Date.now() - resumedAt;
-    await stream!.next((e) => e.event === 'change' && /"probe":\{[^}]*"percentage":100\b/.test(e.data), Math.max(100, resumedAt + RECOVERY_MS - Date.now()), fromIndex);
-    const streamMs = Date.now() - resumedAt;
-    await within(Math.max(100, resumedAt + RECOVERY_MS - Date.now()), 'SDK clients see the change', () => clients.every((c) => USERS.every((u) => c.isEnabled('probe', u))));
-    const sdkMs = Date.now() - resumedAt;
+    const { readyMs, writeMs, streamMs, sdkMs } = await awaitRecovery({ server: server!, clients, stream: stream! }, { adminToken: ADMIN, users: USERS, since: resumedAt, withinMs: RECOVERY_MS });
     console.info(`redis-freeze: ms after SIGCONT: /readyz 200 ${readyMs}, write 2xx ${writeMs}, stream change ${streamMs}, both SDK clients updated ${sdkMs}`);
     expect(sdkMs).toBeLessThanOrEqual(RECOVERY_MS);
     for (const client of clients) for (const user of USERS) expect(client.isEnabled('steady', user)).toBe(baseline.get(user));

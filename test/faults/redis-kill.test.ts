@@ -8,7 +8,7 @@ import { durationOf, isProblem503, isWrite, readLoops, send, sleep, startLoad, s
 import type { Load, LoadLoop, Sample } from '../support/fault-load.js';
 import { startRedisServer } from '../support/redis-server.js';
 import type { RedisServer } from '../support/redis-server.js';
-import { startFaultScene } from '../support/fault-scene.js';
+import { awaitRecovery, startFaultScene } from '../support/fault-scene.js';
 import type { ServerProcess } from '../support/server-process.js';
 import type { SseConnection } from '../support/sse.js';
 
@@ -118,15 +118,7 @@ describe('rampart serve when its Redis is SIGKILLed under load and restarted', (
     restartedAt = Date.now();
     await redis.restart();
     const redisUpMs = Date.now() - restartedAt;
-    await within(RECOVERY_MS, '/readyz answers 200', async () => (await send(server!.url, { method: 'GET', path: '/readyz' }, { token: '', timeoutMs: 2000 })).status === 200);
-    const readyMs = Date.now() - restartedAt;
-    const fromIndex = stream!.events.length;
-    await within(RECOVERY_MS, 'a write is accepted', async () => succeeded(await admin('PATCH', '/flags/probe', { percentage: 100 })));
-    const writeMs = Date.now() - restartedAt;
-    await stream!.next((e) => e.event === 'change' && /"probe":\{[^}]*"percentage":100\b/.test(e.data), Math.max(100, restartedAt + RECOVERY_MS - Date.now()), fromIndex);
-    const streamMs = Date.now() - restartedAt;
-    await within(Math.max(100, restartedAt + RECOVERY_MS - Date.now()), 'SDK clients see the change', () => clients.every((c) => USERS.every((u) => c.isEnabled('probe', u))));
-    const sdkMs = Date.now() - restartedAt;
+    const { readyMs, writeMs, streamMs, sdkMs } = await awaitRecovery({ server: server!, clients, stream: stream! }, { adminToken: ADMIN, users: USERS, since: restartedAt, withinMs: RECOVERY_MS });
     console.info(`redis-kill: ms after the restart began: redis answers PING ${redisUpMs}, /readyz 200 ${readyMs}, write 2xx ${writeMs}, stream change ${streamMs}, both SDK clients updated ${sdkMs}`);
     expect(sdkMs).toBeLessThanOrEqual(RECOVERY_MS);
     // The SDK clients' other answers never moved.

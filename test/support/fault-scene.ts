@@ -3,7 +3,7 @@
 import { expect } from 'vitest';
 import { createClient } from '@rampart/sdk';
 import type { RampartClient } from '@rampart/sdk';
-import { send } from './fault-load.js';
+import { send, succeeded, within } from './fault-load.js';
 import { startServerProcess } from './server-process.js';
 import type { ServerProcess } from './server-process.js';
 import { openSse } from './sse.js';
@@ -41,4 +41,38 @@ export async function startFaultScene(options: {
   const stream = await openSse(`${server.url}/sdk/v1/stream`, { authorization: `Bearer ${options.sdkToken}` });
   await stream.next((e) => e.event === 'snapshot');
   return { server, clients, stream };
+}
+
+/** Milliseconds from the moment Redis came back until each part of the scene had recovered. */
+export interface Recovery {
+  /** `/readyz` answered 200. */
+  readonly readyMs: number;
+  /** A PATCH of `probe` to 100% was accepted. */
+  readonly writeMs: number;
+  /** That change arrived on the raw event stream. */
+  readonly streamMs: number;
+  /** Both SDK clients enable `probe` for every one of `users`. */
+  readonly sdkMs: number;
+}
+
+/**
+ * Waits for the scene to recover once Redis is back (at `since`), all within `withinMs` of it:
+ * ready, a write accepted, its change on the stream and in both SDK clients. Fails the test
+ * otherwise.
+ */
+export async function awaitRecovery(scene: FaultScene, options: { readonly adminToken: string; readonly users: readonly string[]; readonly since: number; readonly withinMs: number }): Promise<Recovery> {
+  const { server, clients, stream } = scene;
+  const { since, withinMs } = options;
+  const left = (): number => Math.max(100, since + withinMs - Date.now());
+  await within(withinMs, '/readyz answers 200', async () => (await send(server.url, { method: 'GET', path: '/readyz' }, { token: '', timeoutMs: 2000 })).status === 200);
+  const readyMs = Date.now() - since;
+  const fromIndex = stream.events.length;
+  await within(withinMs, 'a write is accepted', async () =>
+    succeeded(await send(server.url, { method: 'PATCH', path: '/flags/probe', body: { percentage: 100 } }, { token: options.adminToken, timeoutMs: 15_000 })),
+  );
+  const writeMs = Date.now() - since;
+  await stream.next((e) => e.event === 'change' && /"probe":\{[^}]*"percentage":100\b/.test(e.data), left(), fromIndex);
+  const streamMs = Date.now() - since;
+  await within(left(), 'SDK clients see the change', () => clients.every((c) => options.users.every((u) => c.isEnabled('probe', u))));
+  return { readyMs, writeMs, streamMs, sdkMs: Date.now() - since };
 }
