@@ -139,7 +139,7 @@ describe('rampart serve when its Redis freezes (SIGSTOP) for 10 s under load', (
 
   it('recovers after SIGCONT: ready, writes accepted, streams and SDK clients get the next change', async () => {
     await resumed;
-    const { readyMs, writeMs, streamMs, sdkMs } = await awaitRecovery({ server: server!, clients, stream: stream! }, { adminToken: ADMIN, users: USERS, since: resumedAt, withinMs: RECOVERY_MS });
+    const { readyMs, writeMs, streamMs, sdkMs } = await awaitRecovery({ server: server!, clients, stream: stream! }, { adminToken: ADMIN, users: USERS, since: resumedAt, withinMs: RECOVERY_MS, requestTimeoutMs: REQUEST_TIMEOUT_MS });
     console.info(`redis-freeze: ms after SIGCONT: /readyz 200 ${readyMs}, write 2xx ${writeMs}, stream change ${streamMs}, both SDK clients updated ${sdkMs}`);
     expect(sdkMs).toBeLessThanOrEqual(RECOVERY_MS);
     for (const client of clients) for (const user of USERS) expect(client.isEnabled('steady', user)).toBe(baseline.get(user));

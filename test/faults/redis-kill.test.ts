@@ -118,7 +118,7 @@ describe('rampart serve when its Redis is SIGKILLed under load and restarted', (
     restartedAt = Date.now();
     await redis.restart();
     const redisUpMs = Date.now() - restartedAt;
-    const { readyMs, writeMs, streamMs, sdkMs } = await awaitRecovery({ server: server!, clients, stream: stream! }, { adminToken: ADMIN, users: USERS, since: restartedAt, withinMs: RECOVERY_MS });
+    const { readyMs, writeMs, streamMs, sdkMs } = await awaitRecovery({ server: server!, clients, stream: stream! }, { adminToken: ADMIN, users: USERS, since: restartedAt, withinMs: RECOVERY_MS, requestTimeoutMs: REQUEST_TIMEOUT_MS });
     console.info(`redis-kill: ms after the restart began: redis answers PING ${redisUpMs}, /readyz 200 ${readyMs}, write 2xx ${writeMs}, stream change ${streamMs}, both SDK clients updated ${sdkMs}`);
     expect(sdkMs).toBeLessThanOrEqual(RECOVERY_MS);
     // The SDK clients' other answers never moved.

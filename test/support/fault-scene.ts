@@ -60,7 +60,7 @@ export interface Recovery {
  * ready, a write accepted, its change on the stream and in both SDK clients. Fails the test
  * otherwise.
  */
-export async function awaitRecovery(scene: FaultScene, options: { readonly adminToken: string; readonly users: readonly string[]; readonly since: number; readonly withinMs: number }): Promise<Recovery> {
+export async function awaitRecovery(scene: FaultScene, options: { readonly adminToken: string; readonly users: readonly string[]; readonly since: number; readonly withinMs: number; readonly requestTimeoutMs: number }): Promise<Recovery> {
   const { server, clients, stream } = scene;
   const { since, withinMs } = options;
   const left = (): number => Math.max(100, since + withinMs - Date.now());
@@ -68,7 +68,7 @@ export async function awaitRecovery(scene: FaultScene, options: { readonly admin
   const readyMs = Date.now() - since;
   const fromIndex = stream.events.length;
   await within(withinMs, 'a write is accepted', async () =>
-    succeeded(await send(server.url, { method: 'PATCH', path: '/flags/probe', body: { percentage: 100 } }, { token: options.adminToken, timeoutMs: 15_000 })),
+    succeeded(await send(server.url, { method: 'PATCH', path: '/flags/probe', body: { percentage: 100 } }, { token: options.adminToken, timeoutMs: options.requestTimeoutMs })),
   );
   const writeMs = Date.now() - since;
   await stream.next((e) => e.event === 'change' && /"probe":\{[^}]*"percentage":100\b/.test(e.data), left(), fromIndex);
